@@ -1,0 +1,32 @@
+# Makefile for dms_lifecycle (PGXS)
+
+EXTENSION = dms_lifecycle
+MODULE_big = dms_lifecycle
+OBJS = \
+	src/lifecycle.o \
+	src/catalog.o \
+	src/request.o \
+	src/guard.o \
+	src/history.o \
+	src/failures.o \
+	src/actions.o \
+	src/inspect.o \
+	src/privileges.o
+
+DATA = $(wildcard sql/dms_lifecycle--*.sql)
+
+REGRESS = install labels states_actions events failures direct_writes bad_input privileges overview
+REGRESS_OPTS = --load-extension=plpgsql
+
+ISOLATION = notify races
+ISOLATION_OPTS =
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+# No JIT bitcode: the functions are small and called through SPI and triggers.
+with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,37 @@
+# scripts/lib.sh: what the demo and the test command share: packages, a scratch copy, the build.
+
+# install_missing PKG...: installs the Debian packages that are not installed yet.
+install_missing() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# scratch_build TREE: copies TREE into a new directory the postgres user owns, builds and
+# installs the extension from it, and prints the copy's path.  initdb refuses to run as
+# root, so everything that starts a cluster runs as postgres in this copy.
+scratch_build() {
+    local tree=$1 work
+    work=$(mktemp -d /tmp/dms_lifecycle.XXXXXX)
+    tar -C "$tree" --exclude=.git -cf - . | tar -C "$work" -xf -
+    chown -R postgres: "$work"
+    chmod 755 "$work"
+    runuser -u postgres -- make -C "$work" -s >&2
+    make -C "$work" -s install >&2
+    echo "$work"
+}
+
+# require_root: the commands install packages, so they run as root.
+require_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "run this as root: it installs packages and the extension" >&2
+        exit 1
+    fi
+}

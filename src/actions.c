@@ -1,0 +1,265 @@
+/*
+ * src/actions.c: the operator actions and dms_report(): each names its edge and lets the guard apply it.
+ *
+ * Every call is one statement on the job's row: the UPDATE locks the row,
+ * the guard sees its current state (after waiting for a concurrent call, the
+ * state that call left) and applies the edge or refuses.  A refused call
+ * raises an error, so nothing it did stays.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+
+#include "job.h"
+
+PG_FUNCTION_INFO_V1(dms_create_job);
+PG_FUNCTION_INFO_V1(dms_start);
+PG_FUNCTION_INFO_V1(dms_stop);
+PG_FUNCTION_INFO_V1(dms_resume);
+PG_FUNCTION_INFO_V1(dms_restart);
+PG_FUNCTION_INFO_V1(dms_promote);
+PG_FUNCTION_INFO_V1(dms_delete);
+PG_FUNCTION_INFO_V1(dms_set_dump_parallelism);
+PG_FUNCTION_INFO_V1(dms_add_database);
+PG_FUNCTION_INFO_V1(dms_remove_database);
+PG_FUNCTION_INFO_V1(dms_report);
+
+/*
+ * Runs one prepared statement on the job with the request pushed, as the
+ * tables' owner.  Returns the first column of the first row it returns, or
+ * (Datum) 0 for a statement that returns none.
+ */
+static Datum
+job_statement(Catalog *catalog, Request *request, PlanId plan, Datum *args, const bool *nulls)
+{
+	volatile Datum result = (Datum) 0;
+
+	request_push(request);
+	PG_TRY();
+	{
+		OwnerSwitch sw;
+
+		SPI_connect();
+		owner_switch_begin(catalog, &sw);
+		if (plan_execute(catalog, plan, args, nulls, false) == 0)
+			report_job_missing(request->job_id);
+		if (SPI_tuptable != NULL)
+		{
+			bool		isnull;
+
+			result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		}
+		owner_switch_end(&sw);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		request_pop(request);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* Applies a request to the job in argument 0 and returns the job's new status. */
+static Datum
+job_apply(FunctionCallInfo fcinfo, Request *request)
+{
+	Datum		id = Int64GetDatum(request->job_id);
+
+	return job_statement(catalog_for_function(fcinfo), request, PLAN_JOB_TOUCH, &id, NULL);
+}
+
+static Datum
+action_apply(FunctionCallInfo fcinfo, JobAction action)
+{
+	Request		request;
+
+	require_argument(fcinfo, 0, "job_id");
+	request_init(&request, EDGE_ACTION, action, PG_GETARG_INT64(0));
+	return job_apply(fcinfo, &request);
+}
+
+/* dms_create_job(name, migration_type, databases, dump_parallelism): a new job, "Not started". */
+Datum
+dms_create_job(PG_FUNCTION_ARGS)
+{
+	Catalog    *catalog = catalog_for_function(fcinfo);
+	Request		frame;
+	Datum		args[4];
+	bool		nulls[4] = {false};
+
+	require_argument(fcinfo, 0, "name");
+	require_argument(fcinfo, 1, "migration_type");
+	require_argument(fcinfo, 3, "dump_parallelism");
+	for (int i = 0; i < 4; i++)
+		args[i] = PG_GETARG_DATUM(i);
+	nulls[2] = PG_ARGISNULL(2);
+
+	request_init_actor(&frame);
+	PG_RETURN_DATUM(job_statement(catalog, &frame, PLAN_JOB_INSERT, args, nulls));
+}
+
+/* dms_start(job_id): Not started -> Starting... */
+Datum
+dms_start(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(action_apply(fcinfo, ACT_START));
+}
+
+/* dms_stop(job_id): Running or Running with errors -> Stopping... */
+Datum
+dms_stop(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(action_apply(fcinfo, ACT_STOP));
+}
+
+/* dms_resume(job_id): Stopped in CDC -> Resuming */
+Datum
+dms_resume(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(action_apply(fcinfo, ACT_RESUME));
+}
+
+/* dms_restart(job_id): -> Restarting, with the pending parallelism and no errors */
+Datum
+dms_restart(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(action_apply(fcinfo, ACT_RESTART));
+}
+
+/* dms_promote(job_id): a job in CDC -> Running (Promote in progress) */
+Datum
+dms_promote(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(action_apply(fcinfo, ACT_PROMOTE));
+}
+
+/* dms_delete(job_id): removes the job; its history stays */
+Datum
+dms_delete(PG_FUNCTION_ARGS)
+{
+	Request		request;
+	Datum		id;
+
+	require_argument(fcinfo, 0, "job_id");
+	request_init(&request, EDGE_ACTION, ACT_DELETE, PG_GETARG_INT64(0));
+	id = Int64GetDatum(request.job_id);
+	job_statement(catalog_for_function(fcinfo), &request, PLAN_JOB_DELETE, &id, NULL);
+	PG_RETURN_BOOL(true);
+}
+
+/* dms_set_dump_parallelism(job_id, level): an edit, applied now or at the next restart */
+Datum
+dms_set_dump_parallelism(PG_FUNCTION_ARGS)
+{
+	Catalog    *catalog = catalog_for_function(fcinfo);
+	Request		request;
+
+	require_argument(fcinfo, 0, "job_id");
+	require_argument(fcinfo, 1, "level");
+	request_init(&request, EDGE_ACTION, ACT_EDIT, PG_GETARG_INT64(0));
+	request.edit = EDIT_DUMP_PARALLELISM;
+	request.parallelism = parallelism_index(catalog, PG_GETARG_DATUM(1));
+	PG_RETURN_DATUM(job_apply(fcinfo, &request));
+}
+
+static Datum
+database_edit(FunctionCallInfo fcinfo, EditKind edit)
+{
+	Request		request;
+
+	require_argument(fcinfo, 0, "job_id");
+	require_argument(fcinfo, 1, "database_name");
+	request_init(&request, EDGE_ACTION, ACT_EDIT, PG_GETARG_INT64(0));
+	request.edit = edit;
+	request.database = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	validate_name_text(request.database, "database name");
+	return job_apply(fcinfo, &request);
+}
+
+/* dms_add_database(job_id, database_name): an edit of a job not started, stopped or failed */
+Datum
+dms_add_database(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(database_edit(fcinfo, EDIT_ADD_DATABASE));
+}
+
+/* dms_remove_database(job_id, database_name): the edit that also drops the database's failure */
+Datum
+dms_remove_database(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(database_edit(fcinfo, EDIT_REMOVE_DATABASE));
+}
+
+/* A database failed: its failure row is written, and its trigger fails the job. */
+static Datum
+report_database_failure(Catalog *catalog, Request *request)
+{
+	Datum		args[3];
+
+	args[0] = Int64GetDatum(request->job_id);
+	args[1] = CStringGetTextDatum(request->database);
+	args[2] = CStringGetTextDatum(request->message);
+
+	request_push(request);
+	PG_TRY();
+	{
+		OwnerSwitch sw;
+
+		SPI_connect();
+		owner_switch_begin(catalog, &sw);
+		if (plan_execute(catalog, PLAN_JOB_LOCK, args, NULL, false) == 0)
+			report_job_missing(request->job_id);
+		if (plan_execute(catalog, PLAN_FAILURE_UPDATE, args, NULL, false) == 0)
+			plan_execute(catalog, PLAN_FAILURE_INSERT, args, NULL, false);
+		owner_switch_end(&sw);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		request_pop(request);
+	}
+	PG_END_TRY();
+	return ObjectIdGetDatum(catalog->status_oids[ST_FAILED]);
+}
+
+/*
+ * dms_report(job_id, event, message, database_name): the migration engine
+ * reports an event.  "error" and "failed" need a message; "failed" with a
+ * database_name is that database's failure.
+ */
+Datum
+dms_report(PG_FUNCTION_ARGS)
+{
+	Catalog    *catalog = catalog_for_function(fcinfo);
+	Request		request;
+	int			event;
+
+	require_argument(fcinfo, 0, "job_id");
+	require_argument(fcinfo, 1, "event");
+	event = event_index(catalog, PG_GETARG_DATUM(1));
+	request_init(&request, EDGE_EVENT, event, PG_GETARG_INT64(0));
+	if (!PG_ARGISNULL(2))
+		request.message = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+	{
+		request.database = text_to_cstring(PG_GETARG_TEXT_PP(3));
+		if (event != EV_FAILED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a database_name is reported only with the event \"failed\""),
+					 errdetail("The event was \"%s\".", event_names[event])));
+		validate_name_text(request.database, "database name");
+	}
+	if (lifecycle_event_needs_message(event) &&
+		(request.message == NULL || request.message[0] == '\0'))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the event \"%s\" needs a message saying what went wrong",
+						event_names[event])));
+
+	if (request.database != NULL)
+		PG_RETURN_DATUM(report_database_failure(catalog, &request));
+	PG_RETURN_DATUM(job_apply(fcinfo, &request));
+}

@@ -1,0 +1,430 @@
+/*
+ * src/catalog.c: finds the extension's tables and enum values, and keeps its prepared statements.
+ *
+ * Every statement names its tables with the extension's schema and its
+ * operators with pg_catalog, so that nothing a user puts earlier on
+ * search_path is ever used.  No user text is spliced into SQL: values travel
+ * as parameters.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "catalog.h"
+
+PG_MODULE_MAGIC;
+
+static Catalog cache;
+static bool cache_valid = false;
+static uint64 cache_generation = 0;
+
+typedef struct PlanText
+{
+	const char *sql;			/* %1$s stands for the quoted schema */
+	int			nargs;
+	const char *argtypes;		/* one letter a parameter, see plan_argtype */
+} PlanText;
+
+#define EQ " OPERATOR(pg_catalog.=) "
+
+static const PlanText plan_texts[N_PLAN] = {
+	[PLAN_JOB_INSERT] = {
+		"INSERT INTO %1$s.dms_job (name, migration_type, databases, dump_parallelism) "
+		"VALUES ($1, $2, $3, $4) RETURNING id", 4, "tmad"},
+	[PLAN_JOB_TOUCH] = {
+		"UPDATE %1$s.dms_job SET status = status WHERE id" EQ "$1 RETURNING status, phase",
+		1, "i"},
+	[PLAN_JOB_DELETE] = {
+		"DELETE FROM %1$s.dms_job WHERE id" EQ "$1", 1, "i"},
+	[PLAN_JOB_FETCH] = {
+		"SELECT status, phase, migration_type, error_message, databases "
+		"FROM %1$s.dms_job WHERE id" EQ "$1", 1, "i"},
+	[PLAN_JOB_LOCK] = {
+		"SELECT status, phase, migration_type, error_message, databases "
+		"FROM %1$s.dms_job WHERE id" EQ "$1 FOR UPDATE", 1, "i"},
+	[PLAN_HISTORY_INSERT] = {
+		"INSERT INTO %1$s.dms_job_history (job_id, job_name, cause, from_status, from_phase, "
+		"to_status, to_phase, database_name, message, actor) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id", 10, "ittspspttt"},
+	[PLAN_FAILURE_INSERT] = {
+		"INSERT INTO %1$s.dms_job_failure (job_id, database_name, error_message) "
+		"VALUES ($1, $2, $3)", 3, "itt"},
+	[PLAN_FAILURE_UPDATE] = {
+		"UPDATE %1$s.dms_job_failure SET error_message = $3 "
+		"WHERE job_id" EQ "$1 AND database_name" EQ "$2", 3, "itt"},
+	[PLAN_FAILURE_DELETE_ALL] = {
+		"DELETE FROM %1$s.dms_job_failure WHERE job_id" EQ "$1", 1, "i"},
+	[PLAN_FAILURE_DELETE_GONE] = {
+		"DELETE FROM %1$s.dms_job_failure WHERE job_id" EQ "$1 "
+		"AND NOT (database_name" EQ "ANY ($2))", 2, "ia"},
+	[PLAN_FAILURE_ANY] = {
+		"SELECT 1 FROM %1$s.dms_job_failure WHERE job_id" EQ "$1 LIMIT 1", 1, "i"},
+};
+
+static Oid
+plan_argtype(Catalog *catalog, char letter)
+{
+	switch (letter)
+	{
+		case 'i':
+			return INT8OID;
+		case 't':
+			return TEXTOID;
+		case 'a':
+			return TEXTARRAYOID;
+		case 's':
+			return catalog->status_type;
+		case 'p':
+			return catalog->phase_type;
+		case 'm':
+			return catalog->migration_type_type;
+		case 'd':
+			return catalog->parallelism_type;
+	}
+	elog(ERROR, "unknown plan argument type '%c'", letter);
+	return InvalidOid;			/* keep compiler quiet */
+}
+
+static Oid
+type_lookup(Oid namespace, const char *name)
+{
+	Oid			typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										CStringGetDatum(name),
+										ObjectIdGetDatum(namespace));
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "type %s of extension dms_lifecycle is missing", name);
+	return typid;
+}
+
+/* Fills oids[] with the enum values of a type, in the order of the C names. */
+static void
+enum_lookup(Oid typid, const char *const *names, int n, Oid *oids)
+{
+	for (int i = 0; i < n; i++)
+	{
+		oids[i] = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+								  ObjectIdGetDatum(typid), CStringGetDatum(names[i]));
+		if (!OidIsValid(oids[i]))
+			elog(ERROR, "enum value %s of extension dms_lifecycle is missing", names[i]);
+	}
+}
+
+static Oid
+relation_lookup(Oid namespace, const char *name)
+{
+	Oid			relid = get_relname_relid(name, namespace);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table %s of extension dms_lifecycle is missing", name);
+	return relid;
+}
+
+/* Forgets everything cached and looks the extension up again in a schema. */
+static void
+catalog_load(Oid namespace)
+{
+	HeapTuple	tuple;
+
+	if (cache_valid)
+	{
+		for (int i = 0; i < N_PLAN; i++)
+		{
+			if (cache.plans[i])
+				SPI_freeplan(cache.plans[i]);
+			if (cache.plan_sql[i])
+				pfree(cache.plan_sql[i]);
+		}
+		if (cache.namespace_name)
+			pfree(cache.namespace_name);
+	}
+	cache_valid = false;
+	memset(&cache, 0, sizeof(cache));
+
+	cache.namespace = namespace;
+	cache.job_relid = relation_lookup(namespace, "dms_job");
+	cache.failure_relid = relation_lookup(namespace, "dms_job_failure");
+	cache.history_relid = relation_lookup(namespace, "dms_job_history");
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(cache.job_relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", cache.job_relid);
+	cache.owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+
+	cache.status_type = type_lookup(namespace, "dms_job_status");
+	cache.phase_type = type_lookup(namespace, "dms_job_phase");
+	cache.migration_type_type = type_lookup(namespace, "dms_migration_type");
+	cache.parallelism_type = type_lookup(namespace, "dms_dump_parallelism");
+	cache.action_type = type_lookup(namespace, "dms_action");
+	cache.event_type = type_lookup(namespace, "dms_event");
+
+	enum_lookup(cache.status_type, status_names, N_STATUS, cache.status_oids);
+	enum_lookup(cache.phase_type, phase_names, N_PHASE, cache.phase_oids);
+	enum_lookup(cache.migration_type_type, migration_type_names, N_MIGRATION_TYPE,
+				cache.migration_type_oids);
+	enum_lookup(cache.parallelism_type, dump_parallelism_names, N_DUMP_PARALLELISM,
+				cache.parallelism_oids);
+	enum_lookup(cache.action_type, action_names, N_ACTION, cache.action_oids);
+	enum_lookup(cache.event_type, event_names, N_EVENT, cache.event_oids);
+
+	cache.namespace_name = MemoryContextStrdup(TopMemoryContext,
+											   quote_identifier(get_namespace_name(namespace)));
+	cache.generation = ++cache_generation;
+	cache_valid = true;
+}
+
+/* Is the cache still about the extension installed in this schema? */
+static Catalog *
+catalog_for_namespace(Oid namespace)
+{
+	if (!cache_valid || cache.namespace != namespace ||
+		cache.job_relid != get_relname_relid("dms_job", namespace))
+		catalog_load(namespace);
+	return &cache;
+}
+
+/*
+ * The catalog for a SQL-callable function, checked once per call site: the
+ * extension cannot be dropped while a query that calls it runs.
+ */
+Catalog *
+catalog_for_function(FunctionCallInfo fcinfo)
+{
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+	uint64	   *seen = (uint64 *) flinfo->fn_extra;
+
+	if (seen != NULL && cache_valid && *seen == cache.generation)
+		return &cache;
+
+	catalog_for_namespace(get_func_namespace(flinfo->fn_oid));
+	if (seen == NULL)
+		seen = flinfo->fn_extra = MemoryContextAlloc(flinfo->fn_mcxt, sizeof(uint64));
+	*seen = cache.generation;
+	return &cache;
+}
+
+/* The catalog for a trigger on one of the extension's tables. */
+Catalog *
+catalog_for_relation(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	if (cache_valid &&
+		(relid == cache.job_relid || relid == cache.failure_relid ||
+		 relid == cache.history_relid))
+		return &cache;
+	return catalog_for_namespace(RelationGetNamespace(rel));
+}
+
+SPIPlanPtr
+catalog_plan(Catalog *catalog, PlanId id)
+{
+	if (catalog->plans[id] == NULL)
+	{
+		const PlanText *text = &plan_texts[id];
+		Oid			argtypes[16];
+		char	   *sql = psprintf(text->sql, catalog->namespace_name);
+		SPIPlanPtr	plan;
+		int			n = 0;
+
+		for (const char *c = text->argtypes; *c; c++)
+			if (*c != ' ')
+				argtypes[n++] = plan_argtype(catalog, *c);
+		Assert(n == text->nargs);
+
+		plan = SPI_prepare(sql, text->nargs, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		catalog->plans[id] = plan;
+		catalog->plan_sql[id] = MemoryContextStrdup(TopMemoryContext, sql);
+		pfree(sql);
+	}
+	return catalog->plans[id];
+}
+
+/*
+ * Drops from an error's context the lines that quote the extension's own
+ * statements: they tell the caller nothing about their call.
+ */
+static char *
+context_without_statements(Catalog *catalog, const char *context)
+{
+	StringInfoData buf;
+	const char *line = context;
+
+	initStringInfo(&buf);
+	while (line && *line)
+	{
+		const char *end = strchr(line, '\n');
+		int			len = end ? (int) (end - line) : (int) strlen(line);
+		bool		ours = false;
+
+		for (int i = 0; i < N_PLAN && !ours; i++)
+		{
+			char	   *quoted;
+
+			if (catalog->plan_sql[i] == NULL)
+				continue;
+			quoted = psprintf("SQL statement \"%s\"", catalog->plan_sql[i]);
+			ours = (int) strlen(quoted) == len && strncmp(line, quoted, len) == 0;
+			pfree(quoted);
+		}
+		if (!ours)
+		{
+			if (buf.len > 0)
+				appendStringInfoChar(&buf, '\n');
+			appendBinaryStringInfo(&buf, line, len);
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return buf.len > 0 ? buf.data : NULL;
+}
+
+uint64
+plan_execute(Catalog *catalog, PlanId id, Datum *values, const bool *nulls,
+			 bool read_only)
+{
+	char		null_flags[16];
+	int			nargs = plan_texts[id].nargs;
+	SPIPlanPtr	plan = catalog_plan(catalog, id);
+	MemoryContext context = CurrentMemoryContext;
+	int			rc;
+
+	for (int i = 0; i < nargs; i++)
+		null_flags[i] = nulls && nulls[i] ? 'n' : ' ';
+
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, values, null_flags, read_only, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		if (error->context == NULL)
+			PG_RE_THROW();
+		FlushErrorState();
+		error->context = context_without_statements(catalog, error->context);
+		ReThrowError(error);
+	}
+	PG_END_TRY();
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+int
+enum_index(const Oid *oids, int n, Datum value, const char *type_name)
+{
+	Oid			oid = DatumGetObjectId(value);
+
+	for (int i = 0; i < n; i++)
+		if (oids[i] == oid)
+			return i;
+	elog(ERROR, "value %u is not of type %s", oid, type_name);
+	return -1;					/* keep compiler quiet */
+}
+
+void
+owner_switch_begin(Catalog *catalog, OwnerSwitch *sw)
+{
+	GetUserIdAndSecContext(&sw->saved_user, &sw->saved_context);
+	SetUserIdAndSecContext(catalog->owner,
+						   sw->saved_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+owner_switch_end(OwnerSwitch *sw)
+{
+	SetUserIdAndSecContext(sw->saved_user, sw->saved_context);
+}
+
+char *
+state_text(int status, int phase)
+{
+	if (phase == PHASE_NULL)
+		return psprintf("\"%s\"", status_labels[status]);
+	return psprintf("\"%s\" (%s)", status_labels[status], phase_labels[phase]);
+}
+
+char *
+allowed_actions_text(int status, int phase)
+{
+	bool		allowed[N_ACTION];
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	lifecycle_allowed_actions(status, phase, allowed);
+	for (int a = 0; a < N_ACTION; a++)
+	{
+		if (!allowed[a])
+			continue;
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, action_labels[a]);
+	}
+	return buf.data;
+}
+
+void
+require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+void
+report_job_missing(int64 job_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("migration job " INT64_FORMAT " does not exist", job_id)));
+}
+
+/*
+ * Job and database names: 1 to 63 characters, not blank, no control
+ * characters (they would make the names unreadable in psql and logs).
+ */
+void
+validate_name_text(const char *value, const char *what)
+{
+	int			length = pg_mbstrlen(value);
+	bool		blank = true;
+
+	if (length < 1 || length > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 1 to %d characters long", what, NAMEDATALEN - 1),
+				 errdetail("The %s given has %d characters.", what, length)));
+	for (const unsigned char *c = (const unsigned char *) value; *c; c++)
+	{
+		if (*c < 0x20 || *c == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain control characters", what)));
+		if (*c != ' ')
+			blank = false;
+	}
+	if (blank)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be blank", what)));
+}

@@ -1,0 +1,591 @@
+/*
+ * src/guard.c: the BEFORE trigger on dms_job; every write is an edge of the lifecycle or is refused.
+ *
+ * An action or event performed through the extension's functions arrives as a
+ * request naming its edge: the guard checks that the edge starts at the row's
+ * current state and writes the edge's target.  A direct write (any role, the
+ * superuser included) has no request: the guard names the edge from the old
+ * and new row, and refuses the write if there is none.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "job.h"
+
+PG_FUNCTION_INFO_V1(dms_job_guard);
+
+/* The new values the guard writes into the row. */
+typedef struct RowUpdate
+{
+	Datum		values[Natts_job];
+	bool		nulls[Natts_job];
+	bool		replace[Natts_job];
+} RowUpdate;
+
+static void
+set_column(RowUpdate *u, int attnum, Datum value, bool isnull)
+{
+	u->values[attnum - 1] = value;
+	u->nulls[attnum - 1] = isnull;
+	u->replace[attnum - 1] = true;
+}
+
+/* The C index of a nullable enum column, or -1 for NULL. */
+static int
+optional_enum(HeapTuple tuple, int attnum, TupleDesc desc, const Oid *oids, int n,
+			  const char *type_name)
+{
+	bool		isnull;
+	Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
+
+	return isnull ? -1 : enum_index(oids, n, value, type_name);
+}
+
+void
+job_row_read(Catalog *catalog, TupleDesc desc, HeapTuple tuple, JobRow *row)
+{
+	bool		isnull;
+
+	row->id = DatumGetInt64(heap_getattr(tuple, Anum_job_id, desc, &isnull));
+	row->name = heap_getattr(tuple, Anum_job_name, desc, &isnull);
+	row->migration_type = type_index(catalog, heap_getattr(tuple, Anum_job_migration_type,
+														   desc, &isnull));
+	row->status = status_index(catalog, heap_getattr(tuple, Anum_job_status, desc, &isnull));
+	row->phase = optional_enum(tuple, Anum_job_phase, desc, catalog->phase_oids, N_PHASE,
+							   "dms_job_phase");
+	if (row->phase < 0)
+		row->phase = PHASE_NULL;
+	row->databases = heap_getattr(tuple, Anum_job_databases, desc, &row->databases_null);
+	row->parallelism = parallelism_index(catalog, heap_getattr(tuple, Anum_job_dump_parallelism,
+															   desc, &isnull));
+	row->pending = optional_enum(tuple, Anum_job_pending_dump_parallelism, desc,
+								 catalog->parallelism_oids, N_DUMP_PARALLELISM,
+								 "dms_dump_parallelism");
+	row->error_message = heap_getattr(tuple, Anum_job_error_message, desc, &row->error_null);
+}
+
+static bool
+column_changed(TupleDesc desc, HeapTuple a, HeapTuple b, int attnum)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+	bool		a_null,
+				b_null;
+	Datum		a_value = heap_getattr(a, attnum, desc, &a_null);
+	Datum		b_value = heap_getattr(b, attnum, desc, &b_null);
+
+	if (a_null || b_null)
+		return a_null != b_null;
+	return !datumIsEqual(a_value, b_value, att->attbyval, att->attlen);
+}
+
+/*
+ * Names what a direct UPDATE does.  The history trigger calls this again on
+ * the row the guard wrote, and gets the same answer.
+ */
+void
+judge_update(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
+			 HeapTuple newtuple, const JobRow *new, UpdateJudgement *out)
+{
+	bool		state_changed = old->status != new->status || old->phase != new->phase;
+	bool		message_changed = column_changed(desc, oldtuple, newtuple, Anum_job_error_message);
+	bool		edited;
+
+	memset(out, 0, sizeof(*out));
+	out->name_changed = column_changed(desc, oldtuple, newtuple, Anum_job_name);
+	out->type_changed = old->migration_type != new->migration_type;
+	out->databases_changed = column_changed(desc, oldtuple, newtuple, Anum_job_databases);
+	edited = out->name_changed || out->type_changed || out->databases_changed ||
+		old->parallelism != new->parallelism || old->pending != new->pending;
+
+	if (state_changed)
+	{
+		if (edited)
+			out->kind = UPDATE_MIXED;
+		else if (lifecycle_find_edge(old->status, old->phase, new->status, new->phase,
+									 old->migration_type, &out->edge))
+			out->kind = UPDATE_EDGE;
+		else
+			out->kind = UPDATE_INVALID;
+	}
+	else if (message_changed)
+	{
+		/* A new message is the self-loop of "error" or "failed". */
+		int			event = old->status == ST_RUNNING_WITH_ERRORS ? EV_ERROR :
+			old->status == ST_FAILED ? EV_FAILED : -1;
+
+		if (edited)
+			out->kind = UPDATE_MIXED;
+		else if (event >= 0 &&
+				 lifecycle_resolve(EDGE_EVENT, event, old->status, old->phase,
+								   old->migration_type, &out->edge))
+			out->kind = UPDATE_EDGE;
+		else
+			out->kind = UPDATE_INVALID;
+	}
+	else if (edited)
+		out->kind = UPDATE_EDIT;
+	else
+		out->kind = UPDATE_NOTHING;
+}
+
+const char *
+request_cause(const Request *request)
+{
+	return request->kind == EDGE_ACTION ? action_names[request->name] : event_names[request->name];
+}
+
+/* "started, failed": the events a job in this state accepts. */
+static char *
+accepted_events_text(const JobRow *job)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int e = 0; e < N_EVENT; e++)
+	{
+		ResolvedEdge edge;
+
+		if (!lifecycle_resolve(EDGE_EVENT, e, job->status, job->phase,
+							   job->migration_type, &edge))
+			continue;
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, event_names[e]);
+	}
+	return buf.data;
+}
+
+static void
+refuse_request(const Request *request, const JobRow *job)
+{
+	if (request->kind == EDGE_ACTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s migration job " INT64_FORMAT " while it is %s",
+						action_names[request->name], job->id,
+						state_text(job->status, job->phase)),
+				 errdetail("Allowed actions: %s.",
+						   allowed_actions_text(job->status, job->phase))));
+	else
+	{
+		char	   *accepted = accepted_events_text(job);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot report \"%s\" for migration job " INT64_FORMAT " while it is %s",
+						event_names[request->name], job->id,
+						state_text(job->status, job->phase)),
+				 accepted[0] ? errdetail("Events accepted now: %s.", accepted) :
+				 errdetail("A job in this state accepts no event.")));
+	}
+}
+
+static void
+refuse_transition(const JobRow *old, const JobRow *new)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("invalid transition of migration job " INT64_FORMAT " from %s to %s",
+					old->id, state_text(old->status, old->phase),
+					lifecycle_state_is_legal(new->status, new->phase) ?
+					state_text(new->status, new->phase) :
+					psprintf("%s with phase %s", status_names[new->status],
+							 new->phase == PHASE_NULL ? "NULL" : phase_names[new->phase])),
+			 errdetail("Allowed actions: %s.", allowed_actions_text(old->status, old->phase)),
+			 errhint("Use the dms_lifecycle functions, or an UPDATE along an edge listed by dms_transitions().")));
+}
+
+bool
+text_array_contains(Datum array, const char *value)
+{
+	Datum	   *items;
+	bool	   *nulls;
+	int			n;
+	bool		found = false;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &items, &nulls, &n);
+	for (int i = 0; i < n && !found; i++)
+		found = !nulls[i] && strcmp(TextDatumGetCString(items[i]), value) == 0;
+	return found;
+}
+
+/* A database list: NULL (all databases), or one or more distinct valid names. */
+static void
+validate_databases(Datum array)
+{
+	ArrayType  *a = DatumGetArrayTypeP(array);
+	Datum	   *items;
+	bool	   *nulls;
+	int			n;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the database list must be a one-dimensional array")));
+	deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &items, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the database list must not be empty"),
+				 errhint("Use NULL to migrate all databases of the source.")));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the database list must not contain NULL")));
+		name = TextDatumGetCString(items[i]);
+		validate_name_text(name, "database name");
+		for (int j = 0; j < i; j++)
+			if (!nulls[j] && strcmp(TextDatumGetCString(items[j]), name) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("database \"%s\" appears twice in the database list", name)));
+	}
+}
+
+/*
+ * Writes an edge's target and its effects on the row: the job-level error
+ * message belongs to "Running with errors" and "Failed" only, and a restart
+ * applies the pending dump parallelism.
+ */
+static void
+apply_edge(Catalog *catalog, const ResolvedEdge *edge, const char *message,
+		   const char *database, const JobRow *old, RowUpdate *u)
+{
+	const LifecycleEdge *e = edge->edge;
+
+	set_column(u, Anum_job_status, ObjectIdGetDatum(catalog->status_oids[edge->to_status]), false);
+	if (edge->to_phase == PHASE_NULL)
+		set_column(u, Anum_job_phase, (Datum) 0, true);
+	else
+		set_column(u, Anum_job_phase, ObjectIdGetDatum(catalog->phase_oids[edge->to_phase]), false);
+
+	if (edge->to_status != ST_RUNNING_WITH_ERRORS && edge->to_status != ST_FAILED)
+		set_column(u, Anum_job_error_message, (Datum) 0, true);
+	else if (database != NULL)
+	{
+		/* a database failed: the job-level error is only a failure's own */
+		if (old->status != ST_FAILED)
+			set_column(u, Anum_job_error_message, (Datum) 0, true);
+	}
+	else if (e->flags & EDGE_SETS_MESSAGE)
+	{
+		if (message == NULL || message[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("migration job " INT64_FORMAT " cannot become %s without an error message",
+							old->id, state_text(edge->to_status, edge->to_phase))));
+		set_column(u, Anum_job_error_message, CStringGetTextDatum(message), false);
+	}
+
+	if (e->kind == EDGE_ACTION && e->name == ACT_RESTART)
+	{
+		if (old->pending >= 0)
+			set_column(u, Anum_job_dump_parallelism,
+					   ObjectIdGetDatum(catalog->parallelism_oids[old->pending]), false);
+		set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
+	}
+}
+
+static void
+require_database_edit(const ResolvedEdge *edit, const JobRow *job, const char *verb)
+{
+	if (!(edit->edge->flags & EDGE_EDITS_DATABASES))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s migration job " INT64_FORMAT " while it is %s",
+						verb, job->id, state_text(job->status, job->phase)),
+				 errdetail("The databases of a job can change while it is \"%s\", \"%s\" or \"%s\".",
+						   status_labels[ST_NOT_STARTED], status_labels[ST_STOPPED],
+						   status_labels[ST_FAILED])));
+	if (job->databases_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration job " INT64_FORMAT " migrates all databases of its source", job->id),
+				 errhint("Create a job with a list of databases to choose them one by one.")));
+}
+
+/* An edit asked for by dms_set_dump_parallelism(), dms_add_database(), dms_remove_database(). */
+static void
+apply_edit(Catalog *catalog, Request *request, const ResolvedEdge *edit, const JobRow *old,
+		   RowUpdate *u)
+{
+	switch (request->edit)
+	{
+		case EDIT_DUMP_PARALLELISM:
+			{
+				Datum		level = ObjectIdGetDatum(catalog->parallelism_oids[request->parallelism]);
+
+				if (old->status == ST_NOT_STARTED)
+				{
+					set_column(u, Anum_job_dump_parallelism, level, false);
+					set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
+					request->history_message = psprintf("dump parallelism set to %s",
+														dump_parallelism_names[request->parallelism]);
+				}
+				else
+				{
+					set_column(u, Anum_job_pending_dump_parallelism, level, false);
+					request->history_message = psprintf("dump parallelism %s from the next restart",
+														dump_parallelism_names[request->parallelism]);
+				}
+				break;
+			}
+		case EDIT_ADD_DATABASE:
+			{
+				Datum	   *items;
+				bool	   *nulls;
+				int			n;
+				Datum		list;
+
+				require_database_edit(edit, old, "add a database to");
+				if (text_array_contains(old->databases, request->database))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("migration job " INT64_FORMAT " already migrates database \"%s\"",
+									old->id, request->database)));
+				deconstruct_array(DatumGetArrayTypeP(old->databases), TEXTOID, -1, false,
+								  TYPALIGN_INT, &items, &nulls, &n);
+				items = repalloc(items, sizeof(Datum) * (n + 1));
+				items[n] = CStringGetTextDatum(request->database);
+				list = PointerGetDatum(construct_array(items, n + 1, TEXTOID, -1, false,
+													   TYPALIGN_INT));
+				validate_databases(list);
+				set_column(u, Anum_job_databases, list, false);
+				request->history_message = psprintf("database \"%s\" added", request->database);
+				break;
+			}
+		case EDIT_REMOVE_DATABASE:
+			{
+				Datum	   *items;
+				bool	   *nulls;
+				int			n,
+							kept = 0;
+
+				require_database_edit(edit, old, "remove a database from");
+				if (!text_array_contains(old->databases, request->database))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("migration job " INT64_FORMAT " does not migrate database \"%s\"",
+									old->id, request->database)));
+				deconstruct_array(DatumGetArrayTypeP(old->databases), TEXTOID, -1, false,
+								  TYPALIGN_INT, &items, &nulls, &n);
+				if (n <= 1)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("migration job " INT64_FORMAT " must keep at least one database",
+									old->id),
+							 errhint("Delete the job instead.")));
+				for (int i = 0; i < n; i++)
+					if (strcmp(TextDatumGetCString(items[i]), request->database) != 0)
+						items[kept++] = items[i];
+				set_column(u, Anum_job_databases,
+						   PointerGetDatum(construct_array(items, kept, TEXTOID, -1, false,
+														   TYPALIGN_INT)), false);
+				request->history_message = psprintf("database \"%s\" removed", request->database);
+				break;
+			}
+		case EDIT_NONE:
+			break;
+	}
+}
+
+/* An action or event performed through the extension's functions. */
+static void
+guard_request(Catalog *catalog, Request *request, const JobRow *old, RowUpdate *u)
+{
+	ResolvedEdge edge;
+
+	if (!lifecycle_resolve(request->kind, request->name, old->status, old->phase,
+						   old->migration_type, &edge))
+		refuse_request(request, old);
+
+	if (request->kind == EDGE_ACTION && request->name == ACT_EDIT)
+		apply_edit(catalog, request, &edge, old, u);
+	else
+		apply_edge(catalog, &edge, request->message, request->database, old, u);
+}
+
+/*
+ * A direct UPDATE: it must be one edge, one edit, or nothing at all.  Returns
+ * false if it changes nothing.
+ */
+static bool
+guard_direct_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
+					HeapTuple newtuple, const JobRow *new, RowUpdate *u)
+{
+	UpdateJudgement judgement;
+	ResolvedEdge edit;
+
+	judge_update(desc, oldtuple, old, newtuple, new, &judgement);
+	switch (judgement.kind)
+	{
+		case UPDATE_NOTHING:
+			return false;
+		case UPDATE_INVALID:
+			refuse_transition(old, new);
+			break;
+		case UPDATE_MIXED:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration job " INT64_FORMAT " cannot change status and be edited in one UPDATE",
+							old->id),
+					 errhint("Make the transition and the edit in two statements.")));
+			break;
+		case UPDATE_EDGE:
+			apply_edge(catalog, &judgement.edge,
+					   new->error_null ? NULL : TextDatumGetCString(new->error_message),
+					   NULL, old, u);
+			break;
+		case UPDATE_EDIT:
+			if (!lifecycle_resolve(EDGE_ACTION, ACT_EDIT, old->status, old->phase,
+								   old->migration_type, &edit))
+			{
+				Request request;
+
+				request_init(&request, EDGE_ACTION, ACT_EDIT, old->id);
+				refuse_request(&request, old);
+			}
+			if (judgement.name_changed)
+				validate_name_text(TextDatumGetCString(new->name), "job name");
+			if (judgement.databases_changed)
+			{
+				if (!(edit.edge->flags & EDGE_EDITS_DATABASES))
+					require_database_edit(&edit, old, "change the databases of");
+				if (!new->databases_null)
+					validate_databases(new->databases);
+			}
+			if (judgement.type_changed && old->status != ST_NOT_STARTED)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("cannot change the migration type of migration job " INT64_FORMAT " while it is %s",
+								old->id, state_text(old->status, old->phase)),
+						 errdetail("The migration type can change only before the job starts.")));
+			break;
+	}
+	return true;
+}
+
+static HeapTuple
+guard_insert(Catalog *catalog, TupleDesc desc, HeapTuple newtuple, RowUpdate *u)
+{
+	JobRow		new;
+	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+
+	job_row_read(catalog, desc, newtuple, &new);
+	if (new.status != ST_NOT_STARTED || new.phase != PHASE_NULL || !new.error_null ||
+		new.pending >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a new migration job must be %s, with no phase, error or pending edit",
+						state_text(ST_NOT_STARTED, PHASE_NULL)),
+				 errdetail("The new row of migration job " INT64_FORMAT " is %s.", new.id,
+						   lifecycle_state_is_legal(new.status, new.phase) ?
+						   state_text(new.status, new.phase) : status_names[new.status])));
+	validate_name_text(TextDatumGetCString(new.name), "job name");
+	if (!new.databases_null)
+		validate_databases(new.databases);
+
+	set_column(u, Anum_job_created_at, now, false);
+	set_column(u, Anum_job_updated_at, now, false);
+	set_column(u, Anum_job_status_changed_at, now, false);
+	return heap_modify_tuple(newtuple, desc, u->values, u->nulls, u->replace);
+}
+
+static HeapTuple
+guard_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
+			 RowUpdate *u)
+{
+	JobRow		old,
+				new;
+	Request    *request;
+	bool		changed = true;
+	int			to_status,
+				to_phase;
+	bool		isnull;
+	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+
+	job_row_read(catalog, desc, oldtuple, &old);
+	job_row_read(catalog, desc, newtuple, &new);
+
+	request = request_for_job(old.id);
+	if (request != NULL)
+		guard_request(catalog, request, &old, u);
+	else
+		changed = guard_direct_update(catalog, desc, oldtuple, &old, newtuple, &new, u);
+
+	to_status = u->replace[Anum_job_status - 1] ?
+		status_index(catalog, u->values[Anum_job_status - 1]) : new.status;
+	to_phase = !u->replace[Anum_job_phase - 1] ? new.phase :
+		u->nulls[Anum_job_phase - 1] ? PHASE_NULL :
+		phase_index(catalog, u->values[Anum_job_phase - 1]);
+
+	/* The timestamps are the guard's to keep. */
+	set_column(u, Anum_job_created_at,
+			   heap_getattr(oldtuple, Anum_job_created_at, desc, &isnull), false);
+	set_column(u, Anum_job_updated_at, changed ? now :
+			   heap_getattr(oldtuple, Anum_job_updated_at, desc, &isnull), false);
+	set_column(u, Anum_job_status_changed_at,
+			   to_status != old.status || to_phase != old.phase ? now :
+			   heap_getattr(oldtuple, Anum_job_status_changed_at, desc, &isnull), false);
+	return heap_modify_tuple(newtuple, desc, u->values, u->nulls, u->replace);
+}
+
+static void
+guard_delete(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple)
+{
+	JobRow		old;
+	ResolvedEdge edge;
+
+	job_row_read(catalog, desc, oldtuple, &old);
+	if (!lifecycle_resolve(EDGE_ACTION, ACT_DELETE, old.status, old.phase,
+						   old.migration_type, &edge))
+	{
+		Request		request;
+
+		request_init(&request, EDGE_ACTION, ACT_DELETE, old.id);
+		refuse_request(&request, &old);
+	}
+}
+
+/*
+ * dms_job_guard: BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW on dms_job.
+ * Lets a write through only if it is an edge of the lifecycle.
+ */
+Datum
+dms_job_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Catalog    *catalog;
+	TupleDesc	desc;
+	RowUpdate	u;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "dms_job_guard: not called by trigger manager");
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "dms_job_guard: must be fired before, for each row");
+
+	catalog = catalog_for_relation(trigdata->tg_relation);
+	desc = RelationGetDescr(trigdata->tg_relation);
+	memset(&u, 0, sizeof(u));
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		return PointerGetDatum(guard_insert(catalog, desc, trigdata->tg_trigtuple, &u));
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return PointerGetDatum(guard_update(catalog, desc, trigdata->tg_trigtuple,
+											trigdata->tg_newtuple, &u));
+	guard_delete(catalog, desc, trigdata->tg_trigtuple);
+	return PointerGetDatum(trigdata->tg_trigtuple);
+}

@@ -1,0 +1,67 @@
+/*
+ * src/request.c: the stack of actions and events under way in this backend.
+ *
+ * A function that performs an action pushes a request, runs one statement on
+ * the job and pops it.  The guard reads the request to know which edge is
+ * meant; the history trigger reads it to name the cause and the actor.  A
+ * write with no request for its job is a direct write, judged from the change.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "request.h"
+
+static Request *current = NULL;
+
+void
+request_init(Request *request, EdgeKind kind, int name, int64 job_id)
+{
+	memset(request, 0, sizeof(*request));
+	request->kind = kind;
+	request->name = name;
+	request->job_id = job_id;
+	request->edit = EDIT_NONE;
+}
+
+/* A frame that only carries the current actor; push it before switching to the owner. */
+void
+request_init_actor(Request *request)
+{
+	request_init(request, EDGE_ACTION, REQUEST_NONE, 0);
+	request->actor = request_actor();
+}
+
+/*
+ * The actor is the role that made the outermost call: nested requests come
+ * from the extension's own triggers, which run as the tables' owner.
+ */
+void
+request_push(Request *request)
+{
+	if (!OidIsValid(request->actor))
+		request->actor = request_actor();
+	request->outer = current;
+	current = request;
+}
+
+/* Pops the request; callers pop in PG_FINALLY, so an error leaves no request behind. */
+void
+request_pop(Request *request)
+{
+	current = request->outer;
+}
+
+Request *
+request_for_job(int64 job_id)
+{
+	if (current != NULL && current->job_id == job_id && current->name != REQUEST_NONE)
+		return current;
+	return NULL;
+}
+
+Oid
+request_actor(void)
+{
+	return current ? current->actor : GetUserId();
+}
