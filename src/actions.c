@@ -167,7 +167,10 @@ dms_set_dump_parallelism(PG_FUNCTION_ARGS)
 static Datum
 database_edit(FunctionCallInfo fcinfo, EditKind edit)
 {
+	Catalog    *catalog = catalog_for_function(fcinfo);
 	Request		request;
+	Datum		id;
+	Request		frame;
 
 	require_argument(fcinfo, 0, "job_id");
 	require_argument(fcinfo, 1, "database_name");
@@ -175,7 +178,12 @@ database_edit(FunctionCallInfo fcinfo, EditKind edit)
 	request.edit = edit;
 	request.database = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	validate_name_text(request.database, "database name");
-	return job_apply(fcinfo, &request);
+	job_apply(fcinfo, &request);
+
+	/* Removing the last failed database may have made the job recover since. */
+	id = Int64GetDatum(request.job_id);
+	request_init_actor(&frame);
+	return job_statement(catalog, &frame, PLAN_JOB_FETCH, &id, NULL);
 }
 
 /* dms_add_database(job_id, database_name): an edit of a job not started, stopped or failed */

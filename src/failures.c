@@ -197,7 +197,7 @@ dms_failure_removed(PG_FUNCTION_ARGS)
 	{
 		Datum		id = Int64GetDatum(job_id);
 
-		if (plan_execute(catalog, PLAN_FAILURE_ANY, &id, NULL, true) == 0)
+		if (plan_execute(catalog, PLAN_FAILURE_ANY, &id, NULL, false) == 0)
 		{
 			Request		request;
 			bool		found;
