@@ -113,6 +113,8 @@ COMMENT ON COLUMN dms_job_history.actor IS
 SELECT pg_catalog.pg_extension_config_dump('dms_job', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_job_failure', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_job_history', '');
+SELECT pg_catalog.pg_extension_config_dump('dms_job_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('dms_job_history_id_seq', '');
 
 --------------------------------------------------------------------------
 -- Triggers

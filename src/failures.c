@@ -147,6 +147,19 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 				 errmsg("migration job " INT64_FORMAT " does not migrate database \"%s\"",
 						job_id, database)));
 
+	if (request_loading_rows())
+	{
+		/* a failure row loaded by COPY FROM belongs to a job loaded as failed */
+		if (job.status != ST_FAILED)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("failure of database \"%s\" cannot be loaded for migration job " INT64_FORMAT " while it is %s",
+							database, job_id, state_text(job.status, job.phase))));
+		owner_switch_end(&sw);
+		SPI_finish();
+		return PointerGetDatum(newtuple);
+	}
+
 	phase = job_report_event(catalog, &request, &found);
 	owner_switch_end(&sw);
 	SPI_finish();

@@ -195,10 +195,7 @@ refuse_transition(const JobRow *old, const JobRow *new)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("invalid transition of migration job " INT64_FORMAT " from %s to %s",
 					old->id, state_text(old->status, old->phase),
-					lifecycle_state_is_legal(new->status, new->phase) ?
-					state_text(new->status, new->phase) :
-					psprintf("%s with phase %s", status_names[new->status],
-							 new->phase == PHASE_NULL ? "NULL" : phase_names[new->phase])),
+					state_text(new->status, new->phase)),
 			 errdetail("Allowed actions: %s.", allowed_actions_text(old->status, old->phase)),
 			 errhint("Use the dms_lifecycle functions, or an UPDATE along an edge listed by dms_transitions().")));
 }
@@ -478,6 +475,30 @@ guard_direct_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, const 
 	return true;
 }
 
+/*
+ * A job loaded by COPY FROM (pg_restore) may be in any legal state, and
+ * keeps its timestamps; its error message must fit its status.
+ */
+static void
+guard_loaded_row(const JobRow *new)
+{
+	bool		has_errors = new->status == ST_RUNNING_WITH_ERRORS || new->status == ST_FAILED;
+
+	if (!lifecycle_state_is_legal(new->status, new->phase))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration job " INT64_FORMAT " cannot be loaded with status %s and phase %s",
+						new->id, status_names[new->status],
+						new->phase == PHASE_NULL ? "NULL" : phase_names[new->phase])));
+	if ((!new->error_null && !has_errors) ||
+		(new->error_null && new->status == ST_RUNNING_WITH_ERRORS))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration job " INT64_FORMAT " cannot be loaded as %s with%s an error message",
+						new->id, state_text(new->status, new->phase),
+						new->error_null ? "out" : "")));
+}
+
 static HeapTuple
 guard_insert(Catalog *catalog, TupleDesc desc, HeapTuple newtuple, RowUpdate *u)
 {
@@ -485,6 +506,14 @@ guard_insert(Catalog *catalog, TupleDesc desc, HeapTuple newtuple, RowUpdate *u)
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
 	job_row_read(catalog, desc, newtuple, &new);
+	validate_name_text(TextDatumGetCString(new.name), "job name");
+	if (!new.databases_null)
+		validate_databases(new.databases);
+	if (request_loading_rows())
+	{
+		guard_loaded_row(&new);
+		return newtuple;
+	}
 	if (new.status != ST_NOT_STARTED || new.phase != PHASE_NULL || !new.error_null ||
 		new.pending >= 0)
 		ereport(ERROR,
@@ -494,9 +523,6 @@ guard_insert(Catalog *catalog, TupleDesc desc, HeapTuple newtuple, RowUpdate *u)
 				 errdetail("The new row of migration job " INT64_FORMAT " is %s.", new.id,
 						   lifecycle_state_is_legal(new.status, new.phase) ?
 						   state_text(new.status, new.phase) : status_names[new.status])));
-	validate_name_text(TextDatumGetCString(new.name), "job name");
-	if (!new.databases_null)
-		validate_databases(new.databases);
 
 	set_column(u, Anum_job_created_at, now, false);
 	set_column(u, Anum_job_updated_at, now, false);

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "tcop/pquery.h"
 
 #include "request.h"
 
@@ -58,6 +59,18 @@ request_for_job(int64 job_id)
 	if (current != NULL && current->job_id == job_id && current->name != REQUEST_NONE)
 		return current;
 	return NULL;
+}
+
+/*
+ * Is this write a COPY FROM that loads rows, as pg_restore does?  Such rows
+ * come with their own history, so they are checked for consistency but are
+ * not new changes.  A COPY whose query calls the extension's functions has a
+ * request under way and is not a load.
+ */
+bool
+request_loading_rows(void)
+{
+	return current == NULL && ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY;
 }
 
 Oid

@@ -48,5 +48,6 @@ extern void request_push(Request *request);
 extern void request_pop(Request *request);
 extern Request *request_for_job(int64 job_id);
 extern Oid	request_actor(void);
+extern bool request_loading_rows(void);
 
 #endif							/* DMS_REQUEST_H */
