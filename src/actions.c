@@ -261,7 +261,7 @@ dms_report(PG_FUNCTION_ARGS)
 		validate_name_text(request.database, "database name");
 	}
 	if (lifecycle_event_needs_message(event) &&
-		(request.message == NULL || request.message[0] == '\0'))
+		message_is_blank(request.message))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the event \"%s\" needs a message saying what went wrong",

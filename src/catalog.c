@@ -399,6 +399,18 @@ report_job_missing(int64 job_id)
 			 errmsg("migration job " INT64_FORMAT " does not exist", job_id)));
 }
 
+/* An error message says something: not NULL, not only white space. */
+bool
+message_is_blank(const char *message)
+{
+	if (message == NULL)
+		return true;
+	for (const char *c = message; *c; c++)
+		if (!isspace((unsigned char) *c))
+			return false;
+	return true;
+}
+
 /*
  * Job and database names: 1 to 63 characters, not blank, no control
  * characters (they would make the names unreadable in psql and logs).

@@ -124,5 +124,6 @@ extern char *allowed_actions_text(int status, int phase);
 extern void require_argument(FunctionCallInfo fcinfo, int argno, const char *name);
 extern void report_job_missing(int64 job_id) pg_attribute_noreturn();
 extern void validate_name_text(const char *value, const char *what);
+extern bool message_is_blank(const char *message);
 
 #endif							/* DMS_CATALOG_H */

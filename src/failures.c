@@ -127,10 +127,10 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 					 errhint("Delete it and report the failure of the other database.")));
 	}
 	validate_name_text(database, "database name");
-	if (message[0] == '\0')
+	if (message_is_blank(message))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the error message of failed database \"%s\" must not be empty", database)));
+				 errmsg("the error message of failed database \"%s\" must not be blank", database)));
 
 	request_init(&request, EDGE_EVENT, EV_FAILED, job_id);
 	request.actor = request_actor();

@@ -279,7 +279,7 @@ apply_edge(Catalog *catalog, const ResolvedEdge *edge, const char *message,
 	}
 	else if (e->flags & EDGE_SETS_MESSAGE)
 	{
-		if (message == NULL || message[0] == '\0')
+		if (message_is_blank(message))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("migration job " INT64_FORMAT " cannot become %s without an error message",
