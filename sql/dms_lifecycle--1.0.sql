@@ -145,8 +145,17 @@ CREATE FUNCTION dms_history_append_only() RETURNS trigger
 COMMENT ON FUNCTION dms_history_append_only() IS
     'BEFORE trigger on dms_job_history: refuses UPDATE and DELETE';
 
+CREATE FUNCTION dms_refuse_truncate() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'dms_refuse_truncate' LANGUAGE C;
+COMMENT ON FUNCTION dms_refuse_truncate() IS
+    'BEFORE TRUNCATE trigger on dms_job and dms_job_failure: rows leave one by one, through the guard';
+
 CREATE TRIGGER dms_job_guard BEFORE INSERT OR UPDATE OR DELETE ON dms_job
     FOR EACH ROW EXECUTE FUNCTION dms_job_guard();
+CREATE TRIGGER dms_job_truncate BEFORE TRUNCATE ON dms_job
+    FOR EACH STATEMENT EXECUTE FUNCTION dms_refuse_truncate();
+CREATE TRIGGER dms_failure_truncate BEFORE TRUNCATE ON dms_job_failure
+    FOR EACH STATEMENT EXECUTE FUNCTION dms_refuse_truncate();
 CREATE TRIGGER dms_job_record AFTER INSERT OR UPDATE OR DELETE ON dms_job
     FOR EACH ROW EXECUTE FUNCTION dms_job_record();
 CREATE TRIGGER dms_failure_guard BEFORE INSERT OR UPDATE ON dms_job_failure
@@ -237,7 +246,7 @@ COMMENT ON FUNCTION dms_transitions() IS
     'every edge of the lifecycle, from the table the triggers enforce; migration_type NULL means either type';
 
 CREATE FUNCTION dms_status_label(dms_job_status) RETURNS text
-    AS 'MODULE_PATHNAME', 'dms_status_label' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'dms_status_label' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION dms_status_label(dms_job_status) IS
     'the text a person reads for a status: Not started, Starting..., Running, ...';
 
@@ -247,7 +256,7 @@ COMMENT ON FUNCTION dms_substatus_label(dms_job_status, dms_job_phase) IS
     'the substatus a person reads: Full dump, CDC, Promote in progress, Failed in CDC, Stopped in full dump, ...; NULL if none';
 
 CREATE FUNCTION dms_action_label(dms_action) RETURNS text
-    AS 'MODULE_PATHNAME', 'dms_action_label' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'dms_action_label' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION dms_action_label(dms_action) IS
     'the text a person reads for an action: Start, Stop, ...';
 
@@ -291,7 +300,7 @@ COMMENT ON FUNCTION dms_revoke(regrole, text) IS
 REVOKE ALL ON dms_job, dms_job_failure, dms_job_history, dms_job_overview FROM PUBLIC;
 REVOKE ALL ON FUNCTION
     dms_job_guard(), dms_job_record(), dms_failure_guard(), dms_failure_removed(),
-    dms_history_append_only(),
+    dms_history_append_only(), dms_refuse_truncate(),
     dms_create_job(text, dms_migration_type, text[], dms_dump_parallelism),
     dms_start(bigint), dms_stop(bigint), dms_resume(bigint), dms_restart(bigint),
     dms_promote(bigint), dms_delete(bigint),

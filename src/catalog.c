@@ -399,14 +399,39 @@ report_job_missing(int64 job_id)
 			 errmsg("migration job " INT64_FORMAT " does not exist", job_id)));
 }
 
+/* The code point of the character at c, in the database encoding's terms. */
+static pg_wchar
+character_at(const unsigned char *c)
+{
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return utf8_to_unicode(c);
+	return *c < 0x80 ? *c : 0xFFFF;	/* other encodings: only ASCII is judged */
+}
+
+/* Unicode white space, for "blank" */
+static bool
+character_is_space(pg_wchar ch)
+{
+	return (ch >= 0x09 && ch <= 0x0D) || ch == 0x20 || ch == 0x85 || ch == 0xA0 ||
+		ch == 0x1680 || (ch >= 0x2000 && ch <= 0x200B) || ch == 0x2028 || ch == 0x2029 ||
+		ch == 0x202F || ch == 0x205F || ch == 0x3000 || ch == 0xFEFF;
+}
+
+/* C0 and C1 control characters and DEL */
+static bool
+character_is_control(pg_wchar ch)
+{
+	return ch < 0x20 || (ch >= 0x7F && ch <= 0x9F);
+}
+
 /* An error message says something: not NULL, not only white space. */
 bool
 message_is_blank(const char *message)
 {
 	if (message == NULL)
 		return true;
-	for (const char *c = message; *c; c++)
-		if (!isspace((unsigned char) *c))
+	for (const char *c = message; *c; c += pg_mblen(c))
+		if (!character_is_space(character_at((const unsigned char *) c)))
 			return false;
 	return true;
 }
@@ -419,23 +444,18 @@ void
 validate_name_text(const char *value, const char *what)
 {
 	int			length = pg_mbstrlen(value);
-	bool		blank = true;
 
 	if (length < 1 || length > NAMEDATALEN - 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be 1 to %d characters long", what, NAMEDATALEN - 1),
 				 errdetail("The %s given has %d characters.", what, length)));
-	for (const unsigned char *c = (const unsigned char *) value; *c; c++)
-	{
-		if (*c < 0x20 || *c == 0x7f)
+	for (const char *c = value; *c; c += pg_mblen(c))
+		if (character_is_control(character_at((const unsigned char *) c)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s must not contain control characters", what)));
-		if (*c != ' ')
-			blank = false;
-	}
-	if (blank)
+	if (message_is_blank(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be blank", what)));

@@ -21,6 +21,7 @@
 #include "job.h"
 
 PG_FUNCTION_INFO_V1(dms_job_guard);
+PG_FUNCTION_INFO_V1(dms_refuse_truncate);
 
 /* The new values the guard writes into the row. */
 typedef struct RowUpdate
@@ -191,11 +192,20 @@ refuse_request(const Request *request, const JobRow *job)
 static void
 refuse_transition(const JobRow *old, const JobRow *new)
 {
+	if (old->status == new->status && old->phase == new->phase)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration job " INT64_FORMAT " has no error message while it is %s",
+						old->id, state_text(old->status, old->phase)),
+				 errdetail("A job has an error message only while it is \"%s\" or \"%s\".",
+						   status_labels[ST_RUNNING_WITH_ERRORS], status_labels[ST_FAILED])));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("invalid transition of migration job " INT64_FORMAT " from %s to %s",
 					old->id, state_text(old->status, old->phase),
-					state_text(new->status, new->phase)),
+					lifecycle_state_is_legal(new->status, new->phase) || new->phase != PHASE_NULL ?
+					state_text(new->status, new->phase) :
+					psprintf("%s (no phase)", state_text(new->status, new->phase))),
 			 errdetail("Allowed actions: %s.", allowed_actions_text(old->status, old->phase)),
 			 errhint("Use the dms_lifecycle functions, or an UPDATE along an edge listed by dms_transitions().")));
 }
@@ -614,4 +624,23 @@ dms_job_guard(PG_FUNCTION_ARGS)
 											trigdata->tg_newtuple, &u));
 	guard_delete(catalog, desc, trigdata->tg_trigtuple);
 	return PointerGetDatum(trigdata->tg_trigtuple);
+}
+
+/*
+ * dms_refuse_truncate: BEFORE TRUNCATE on dms_job and dms_job_failure.  A
+ * TRUNCATE would remove jobs (or failures) past the guard and the history.
+ */
+Datum
+dms_refuse_truncate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "dms_refuse_truncate: not called by trigger manager");
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot truncate %s", RelationGetRelationName(trigdata->tg_relation)),
+			 errdetail("Migration jobs leave one by one, each with its history row."),
+			 errhint("Use dms_delete() for each job.")));
+	return PointerGetDatum(NULL);
 }

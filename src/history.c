@@ -137,8 +137,7 @@ update_change(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
 	{
 		case UPDATE_EDGE:
 			change->cause = edge_name(judgement.edge.edge);
-			if (judgement.edge.to_status == ST_RUNNING_WITH_ERRORS ||
-				judgement.edge.to_status == ST_FAILED)
+			if (judgement.edge.edge->flags & EDGE_SETS_MESSAGE)
 				change->message = new->error_null ? NULL : TextDatumGetCString(new->error_message);
 			return true;
 		case UPDATE_EDIT:

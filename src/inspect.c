@@ -95,6 +95,7 @@ dms_status_label(PG_FUNCTION_ARGS)
 {
 	Catalog    *catalog = catalog_for_function(fcinfo);
 
+	require_argument(fcinfo, 0, "status");
 	PG_RETURN_TEXT_P(cstring_to_text(status_labels[status_index(catalog, PG_GETARG_DATUM(0))]));
 }
 
@@ -105,8 +106,9 @@ dms_substatus_label(PG_FUNCTION_ARGS)
 	Catalog    *catalog;
 	const char *label;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
+	require_argument(fcinfo, 0, "status");
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();		/* a status without a phase has no substatus */
 	catalog = catalog_for_function(fcinfo);
 	label = lifecycle_substatus_label(status_index(catalog, PG_GETARG_DATUM(0)),
 									  phase_index(catalog, PG_GETARG_DATUM(1)));
@@ -121,6 +123,7 @@ dms_action_label(PG_FUNCTION_ARGS)
 {
 	Catalog    *catalog = catalog_for_function(fcinfo);
 
+	require_argument(fcinfo, 0, "action");
 	PG_RETURN_TEXT_P(cstring_to_text(action_labels[action_index(catalog, PG_GETARG_DATUM(0))]));
 }
 
@@ -131,8 +134,7 @@ dms_allowed_action_labels(PG_FUNCTION_ARGS)
 	Catalog    *catalog;
 	int			phase = PHASE_NULL;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
+	require_argument(fcinfo, 0, "status");
 	catalog = catalog_for_function(fcinfo);
 	if (!PG_ARGISNULL(1))
 		phase = phase_index(catalog, PG_GETARG_DATUM(1));
