@@ -208,7 +208,7 @@ SELECT a.ord, a.action,
                                 (a.after_row->>'phase')::dms_job_phase)
             || CASE WHEN a.code IS NOT NULL THEN ' CHANGED BY A REFUSAL' ELSE '' END
        END AS result,
-       CASE WHEN a.code IS NULL THEN
+       CASE WHEN a.code IS NULL AND a.after_row IS NOT NULL THEN
             dms_substatus_label((a.after_row->>'status')::dms_job_status,
                                 (a.after_row->>'phase')::dms_job_phase)
        END AS substatus
