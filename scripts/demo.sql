@@ -150,16 +150,7 @@ SELECT count(*) AS failure_rows FROM dms_job_failure;
 
 \echo
 \echo '== 4. The history: one row per change, with its cause and the role that made it'
-SELECT id,
-       job_name AS job,
-       cause,
-       dms_status_label(from_status) AS "from",
-       dms_substatus_label(from_status, from_phase) AS "from sub",
-       dms_status_label(to_status) AS "to",
-       dms_substatus_label(to_status, to_phase) AS "to sub",
-       database_name AS db,
-       message,
-       actor
+SELECT id, job_name, cause, from_status, from_phase, to_status, to_phase, database_name, message, actor
   FROM dms_job_history
  ORDER BY id;
 RESET ROLE;
