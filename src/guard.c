@@ -297,6 +297,7 @@ apply_edge(Catalog *catalog, const ResolvedEdge *edge, const char *message,
 		set_column(u, Anum_job_error_message, CStringGetTextDatum(message), false);
 	}
 
+	/* A restart applies the pending parallelism; a completed job never will. */
 	if (e->kind == EDGE_ACTION && e->name == ACT_RESTART)
 	{
 		if (old->pending >= 0)
@@ -304,6 +305,8 @@ apply_edge(Catalog *catalog, const ResolvedEdge *edge, const char *message,
 					   ObjectIdGetDatum(catalog->parallelism_oids[old->pending]), false);
 		set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
 	}
+	else if (edge->to_status == ST_COMPLETED)
+		set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
 }
 
 static void
@@ -531,8 +534,7 @@ guard_insert(Catalog *catalog, TupleDesc desc, HeapTuple newtuple, RowUpdate *u)
 				 errmsg("a new migration job must be %s, with no phase, error or pending edit",
 						state_text(ST_NOT_STARTED, PHASE_NULL)),
 				 errdetail("The new row of migration job " INT64_FORMAT " is %s.", new.id,
-						   lifecycle_state_is_legal(new.status, new.phase) ?
-						   state_text(new.status, new.phase) : status_names[new.status])));
+						   state_text(new.status, new.phase))));
 
 	set_column(u, Anum_job_created_at, now, false);
 	set_column(u, Anum_job_updated_at, now, false);
