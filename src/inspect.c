@@ -132,13 +132,15 @@ Datum
 dms_allowed_action_labels(PG_FUNCTION_ARGS)
 {
 	Catalog    *catalog;
-	int			phase = PHASE_NULL;
+	int			status,
+				phase = PHASE_NULL;
 
 	require_argument(fcinfo, 0, "status");
 	catalog = catalog_for_function(fcinfo);
+	status = status_index(catalog, PG_GETARG_DATUM(0));
 	if (!PG_ARGISNULL(1))
 		phase = phase_index(catalog, PG_GETARG_DATUM(1));
-	PG_RETURN_TEXT_P(cstring_to_text(allowed_actions_text(status_index(catalog,
-																	   PG_GETARG_DATUM(0)),
-														  phase)));
+	if (!lifecycle_state_is_legal(status, phase))
+		PG_RETURN_NULL();		/* no job is ever in such a state */
+	PG_RETURN_TEXT_P(cstring_to_text(allowed_actions_text(status, phase)));
 }
