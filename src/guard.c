@@ -118,15 +118,11 @@ judge_update(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
 	}
 	else if (message_changed)
 	{
-		/* A new message is the self-loop of "error" or "failed". */
-		int			event = old->status == ST_RUNNING_WITH_ERRORS ? EV_ERROR :
-			old->status == ST_FAILED ? EV_FAILED : -1;
-
+		/* A new message is the self-loop that replaces it ("error", "failed"). */
 		if (edited)
 			out->kind = UPDATE_MIXED;
-		else if (event >= 0 &&
-				 lifecycle_resolve(EDGE_EVENT, event, old->status, old->phase,
-								   old->migration_type, &out->edge))
+		else if (lifecycle_message_loop(old->status, old->phase, old->migration_type,
+										&out->edge))
 			out->kind = UPDATE_EDGE;
 		else
 			out->kind = UPDATE_INVALID;
@@ -164,6 +160,24 @@ accepted_events_text(const JobRow *job)
 	return buf.data;
 }
 
+/* '"Not started", "Stopped" or "Failed"': the statuses for which a test holds. */
+static char *
+status_list(bool (*test) (int status))
+{
+	StringInfoData buf;
+	int			statuses[N_STATUS];
+	int			n = 0;
+
+	for (int s = 0; s < N_STATUS; s++)
+		if (test(s))
+			statuses[n++] = s;
+	initStringInfo(&buf);
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&buf, "%s\"%s\"", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+						 status_labels[statuses[i]]);
+	return buf.data;
+}
+
 static void
 refuse_request(const Request *request, const JobRow *job)
 {
@@ -197,8 +211,8 @@ refuse_transition(const JobRow *old, const JobRow *new)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration job " INT64_FORMAT " has no error message while it is %s",
 						old->id, state_text(old->status, old->phase)),
-				 errdetail("A job has an error message only while it is \"%s\" or \"%s\".",
-						   status_labels[ST_RUNNING_WITH_ERRORS], status_labels[ST_FAILED])));
+				 errdetail("A job has an error message only while it is %s.",
+						   status_list(lifecycle_keeps_message))));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("invalid transition of migration job " INT64_FORMAT " from %s to %s",
@@ -279,12 +293,12 @@ apply_edge(Catalog *catalog, const ResolvedEdge *edge, const char *message,
 	else
 		set_column(u, Anum_job_phase, ObjectIdGetDatum(catalog->phase_oids[edge->to_phase]), false);
 
-	if (edge->to_status != ST_RUNNING_WITH_ERRORS && edge->to_status != ST_FAILED)
+	if (!lifecycle_keeps_message(edge->to_status))
 		set_column(u, Anum_job_error_message, (Datum) 0, true);
 	else if (database != NULL)
 	{
 		/* a database failed: the job-level error is only a failure's own */
-		if (old->status != ST_FAILED)
+		if (old->status != edge->to_status)
 			set_column(u, Anum_job_error_message, (Datum) 0, true);
 	}
 	else if (e->flags & EDGE_SETS_MESSAGE)
@@ -297,15 +311,15 @@ apply_edge(Catalog *catalog, const ResolvedEdge *edge, const char *message,
 		set_column(u, Anum_job_error_message, CStringGetTextDatum(message), false);
 	}
 
-	/* A restart applies the pending parallelism; a completed job never will. */
-	if (e->kind == EDGE_ACTION && e->name == ACT_RESTART)
+	/* A restart applies the pending parallelism; a job that ends never will. */
+	if (e->flags & EDGE_APPLIES_PENDING)
 	{
 		if (old->pending >= 0)
 			set_column(u, Anum_job_dump_parallelism,
 					   ObjectIdGetDatum(catalog->parallelism_oids[old->pending]), false);
 		set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
 	}
-	else if (edge->to_status == ST_COMPLETED)
+	else if (lifecycle_is_final(edge->to_status))
 		set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
 }
 
@@ -317,9 +331,8 @@ require_database_edit(const ResolvedEdge *edit, const JobRow *job, const char *v
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot %s migration job " INT64_FORMAT " while it is %s",
 						verb, job->id, state_text(job->status, job->phase)),
-				 errdetail("The databases of a job can change while it is \"%s\", \"%s\" or \"%s\".",
-						   status_labels[ST_NOT_STARTED], status_labels[ST_STOPPED],
-						   status_labels[ST_FAILED])));
+				 errdetail("The databases of a job can change while it is %s.",
+						   status_list(lifecycle_edits_databases))));
 	if (job->databases_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -495,21 +508,17 @@ guard_direct_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, const 
 static void
 guard_loaded_row(const JobRow *new)
 {
-	bool		has_errors = new->status == ST_RUNNING_WITH_ERRORS || new->status == ST_FAILED;
-
 	if (!lifecycle_state_is_legal(new->status, new->phase))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration job " INT64_FORMAT " cannot be loaded with status %s and phase %s",
 						new->id, status_names[new->status],
 						new->phase == PHASE_NULL ? "NULL" : phase_names[new->phase])));
-	if ((!new->error_null && !has_errors) ||
-		(new->error_null && new->status == ST_RUNNING_WITH_ERRORS))
+	if (!new->error_null && !lifecycle_keeps_message(new->status))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("migration job " INT64_FORMAT " cannot be loaded as %s with%s an error message",
-						new->id, state_text(new->status, new->phase),
-						new->error_null ? "out" : "")));
+				 errmsg("migration job " INT64_FORMAT " cannot be loaded as %s with an error message",
+						new->id, state_text(new->status, new->phase))));
 }
 
 static HeapTuple

@@ -73,6 +73,7 @@ static const LifecycleState states[] = {
 #define NONE PHASE_NULL
 #define MSG (EDGE_NEEDS_MESSAGE | EDGE_SETS_MESSAGE)
 #define DBS EDGE_EDITS_DATABASES
+#define PEND EDGE_APPLIES_PENDING
 
 /*
  * SPEC section 4: every edge of the lifecycle.  Rows read: action or event,
@@ -85,9 +86,9 @@ static const LifecycleEdge edges[] = {
 	A(STOP, RUNNING, CDC, ST_STOPPING, SAME, 0),
 	A(STOP, RUNNING_WITH_ERRORS, ANY, ST_STOPPING, SAME, 0),
 	A(RESUME, STOPPED, CDC, ST_RESUMING, CDC, 0),
-	A(RESTART, RUNNING_WITH_ERRORS, ANY, ST_RESTARTING, NONE, 0),
-	A(RESTART, FAILED, ANY, ST_RESTARTING, NONE, 0),
-	A(RESTART, STOPPED, ANY, ST_RESTARTING, NONE, 0),
+	A(RESTART, RUNNING_WITH_ERRORS, ANY, ST_RESTARTING, NONE, PEND),
+	A(RESTART, FAILED, ANY, ST_RESTARTING, NONE, PEND),
+	A(RESTART, STOPPED, ANY, ST_RESTARTING, NONE, PEND),
 	A(PROMOTE, RUNNING, CDC, ST_RUNNING, PIP, 0),
 	A(PROMOTE, RUNNING_WITH_ERRORS, CDC, ST_RUNNING, PIP, 0),
 	A(PROMOTE, FAILED, CDC, ST_RUNNING, PIP, 0),
@@ -239,6 +240,55 @@ lifecycle_event_needs_message(int event)
 	for (int i = 0; i < lengthof_array(edges); i++)
 		if (edges[i].kind == EDGE_EVENT && edges[i].name == event &&
 			(edges[i].flags & EDGE_NEEDS_MESSAGE))
+			return true;
+	return false;
+}
+
+/* Do edges that set the error message lead into this status? */
+bool
+lifecycle_keeps_message(int status)
+{
+	for (int i = 0; i < lengthof_array(edges); i++)
+		if ((edges[i].flags & EDGE_SETS_MESSAGE) && edges[i].to_status == status)
+			return true;
+	return false;
+}
+
+/* Does no edge but delete leave this status? */
+bool
+lifecycle_is_final(int status)
+{
+	for (int i = 0; i < lengthof_array(edges); i++)
+		if (edges[i].from_status == status &&
+			!(edges[i].kind == EDGE_ACTION && edges[i].name == ACT_DELETE))
+			return false;
+	return true;
+}
+
+/* The self-loop that replaces the error message of a job in this state, if any. */
+bool
+lifecycle_message_loop(int status, int phase, int migration_type, ResolvedEdge *out)
+{
+	for (int i = 0; i < lengthof_array(edges); i++)
+	{
+		const LifecycleEdge *edge = &edges[i];
+
+		if (!(edge->flags & EDGE_SETS_MESSAGE) ||
+			!edge_starts_at(edge, status, phase, migration_type))
+			continue;
+		edge_resolve(edge, status, phase, out);
+		if (out->to_status == status && out->to_phase == phase)
+			return true;
+	}
+	return false;
+}
+
+/* May an edit change the database list of a job in this status? */
+bool
+lifecycle_edits_databases(int status)
+{
+	for (int i = 0; i < lengthof_array(edges); i++)
+		if (edges[i].from_status == status && (edges[i].flags & EDGE_EDITS_DATABASES))
 			return true;
 	return false;
 }

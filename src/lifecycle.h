@@ -92,6 +92,7 @@ typedef enum EdgeKind
 #define EDGE_EDITS_DATABASES	0x01	/* an edit here may change the database list */
 #define EDGE_NEEDS_MESSAGE		0x02	/* the event carries a non-empty message */
 #define EDGE_SETS_MESSAGE		0x04	/* the message becomes the job's error_message */
+#define EDGE_APPLIES_PENDING	0x08	/* the pending dump parallelism takes effect */
 
 /* One row of the lifecycle: SPEC section 4, as written there. */
 typedef struct LifecycleEdge
@@ -141,6 +142,10 @@ extern bool lifecycle_find_edge(int from_status, int from_phase,
 								int to_status, int to_phase,
 								int migration_type, ResolvedEdge *out);
 extern bool lifecycle_event_needs_message(int event);
+extern bool lifecycle_keeps_message(int status);
+extern bool lifecycle_is_final(int status);
+extern bool lifecycle_message_loop(int status, int phase, int migration_type, ResolvedEdge *out);
+extern bool lifecycle_edits_databases(int status);
 extern int	lifecycle_allowed_actions(int status, int phase, bool *allowed);
 extern const char *edge_name(const LifecycleEdge *edge);
 
