@@ -273,12 +273,15 @@ SELECT j.id,
        dms_substatus_label(j.status, j.phase) AS substatus,
        dms_allowed_action_labels(j.status, j.phase) AS allowed_actions,
        j.error_message,
-       (SELECT count(*) FROM dms_job_failure f WHERE f.job_id = j.id) AS failed_databases,
+       coalesce(f.failed_databases, 0) AS failed_databases,
        j.dump_parallelism,
        j.pending_dump_parallelism,
        now() - j.status_changed_at AS status_age,
        j.updated_at
-  FROM dms_job j;
+  FROM dms_job j
+  LEFT JOIN (SELECT job_id, count(*) AS failed_databases
+               FROM dms_job_failure
+              GROUP BY job_id) f ON f.job_id = j.id;
 COMMENT ON VIEW dms_job_overview IS
     'one row per migration job, in the words a person reads';
 
