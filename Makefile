@@ -21,6 +21,9 @@ REGRESS_OPTS = --load-extension=plpgsql
 ISOLATION = notify races
 ISOLATION_OPTS =
 
+# Crash, standby and dump/restore tests (PostgreSQL::Test::Cluster)
+TAP_TESTS = 1
+
 PG_CPPFLAGS = -I$(srcdir)/src
 # -Wextra with -Wno-unused-parameter: PostgreSQL's own headers have unused parameters.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
@@ -31,3 +34,6 @@ with_llvm = no
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# After PGXS, which sets it empty: -v prints a line per TAP test, which scripts/test counts.
+PROVE_FLAGS = -v

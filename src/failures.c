@@ -147,7 +147,7 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 				 errmsg("migration job " INT64_FORMAT " does not migrate database \"%s\"",
 						job_id, database)));
 
-	if (request_loading_rows())
+	if (request_loading_rows(trigdata->tg_relation))
 	{
 		/* a failure row loaded by COPY FROM belongs to a job loaded as failed */
 		if (job.status != ST_FAILED)

@@ -519,11 +519,18 @@ guard_loaded_row(const JobRow *new)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration job " INT64_FORMAT " cannot be loaded as %s with an error message",
 						new->id, state_text(new->status, new->phase))));
+	/* a failed job may owe its status to failed databases alone (SPEC 5) */
+	if (new->error_null && lifecycle_keeps_message(new->status) && new->status != ST_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration job " INT64_FORMAT " cannot be loaded as %s without an error message",
+						new->id, state_text(new->status, new->phase))));
 }
 
 static HeapTuple
-guard_insert(Catalog *catalog, TupleDesc desc, HeapTuple newtuple, RowUpdate *u)
+guard_insert(Catalog *catalog, Relation rel, HeapTuple newtuple, RowUpdate *u)
 {
+	TupleDesc	desc = RelationGetDescr(rel);
 	JobRow		new;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
@@ -531,7 +538,7 @@ guard_insert(Catalog *catalog, TupleDesc desc, HeapTuple newtuple, RowUpdate *u)
 	validate_name_text(TextDatumGetCString(new.name), "job name");
 	if (!new.databases_null)
 		validate_databases(new.databases);
-	if (request_loading_rows())
+	if (request_loading_rows(rel))
 	{
 		guard_loaded_row(&new);
 		return newtuple;
@@ -629,7 +636,8 @@ dms_job_guard(PG_FUNCTION_ARGS)
 	memset(&u, 0, sizeof(u));
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		return PointerGetDatum(guard_insert(catalog, desc, trigdata->tg_trigtuple, &u));
+		return PointerGetDatum(guard_insert(catalog, trigdata->tg_relation,
+											trigdata->tg_trigtuple, &u));
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		return PointerGetDatum(guard_update(catalog, desc, trigdata->tg_trigtuple,
 											trigdata->tg_newtuple, &u));

@@ -173,7 +173,7 @@ dms_job_record(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
 		/* a job loaded by COPY FROM brings its history rows along */
-		if (request_loading_rows())
+		if (request_loading_rows(trigdata->tg_relation))
 			return PointerGetDatum(NULL);
 		job_row_read(catalog, desc, trigdata->tg_trigtuple, &new);
 		change.cause = "create";

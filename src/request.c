@@ -9,6 +9,9 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "catalog/namespace.h"
+#include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
 #include "tcop/pquery.h"
 
 #include "request.h"
@@ -62,15 +65,31 @@ request_for_job(int64 job_id)
 }
 
 /*
- * Is this write a COPY FROM that loads rows, as pg_restore does?  Such rows
- * come with their own history, so they are checked for consistency but are
- * not new changes.  A COPY whose query calls the extension's functions has a
- * request under way and is not a load.
+ * Is this write a COPY FROM into this very table, as pg_restore loads it?
+ * Such rows come with their own history, so they are checked for consistency
+ * but are not new changes.  Any other write during a COPY (a COPY TO whose
+ * query writes, a trigger of another table's COPY FROM) is not a load.
  */
 bool
-request_loading_rows(void)
+request_loading_rows(Relation rel)
 {
-	return current == NULL && ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY;
+	ListCell   *lc;
+
+	if (current != NULL || ActivePortal == NULL || ActivePortal->commandTag != CMDTAG_COPY)
+		return false;
+	foreach(lc, ActivePortal->stmts)
+	{
+		PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
+		CopyStmt   *copy;
+
+		if (stmt->commandType != CMD_UTILITY || !IsA(stmt->utilityStmt, CopyStmt))
+			continue;
+		copy = (CopyStmt *) stmt->utilityStmt;
+		if (copy->is_from && copy->relation != NULL &&
+			RangeVarGetRelid(copy->relation, NoLock, true) == RelationGetRelid(rel))
+			return true;
+	}
+	return false;
 }
 
 Oid

@@ -6,6 +6,8 @@
 
 #include "postgres.h"
 
+#include "utils/rel.h"
+
 #include "lifecycle.h"
 
 /* What an edit changes. */
@@ -48,6 +50,6 @@ extern void request_push(Request *request);
 extern void request_pop(Request *request);
 extern Request *request_for_job(int64 job_id);
 extern Oid	request_actor(void);
-extern bool request_loading_rows(void);
+extern bool request_loading_rows(Relation rel);
 
 #endif							/* DMS_REQUEST_H */
