@@ -28,8 +28,8 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # -Wextra with -Wno-unused-parameter: PostgreSQL's own headers have unused parameters.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-# No JIT bitcode: the functions are small and called through SPI and triggers.
-with_llvm = no
+# Every object depends on the headers (PGXS tracks no header dependencies).
+$(OBJS): $(wildcard src/*.h)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -37,3 +37,7 @@ include $(PGXS)
 
 # After PGXS, which sets it empty: -v prints a line per TAP test, which scripts/test counts.
 PROVE_FLAGS = -v
+
+# No JIT bitcode (set after PGXS, which would turn it on): the functions are small,
+# and the build then needs no clang.
+with_llvm = no

@@ -20,7 +20,9 @@ install_missing() {
 scratch_build() {
     local tree=$1 work
     work=$(mktemp -d /tmp/dms_lifecycle.XXXXXX)
-    tar -C "$tree" --exclude=.git -cf - . | tar -C "$work" -xf -
+    tar -C "$tree" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+        --exclude=results --exclude=output_iso --exclude=tmp_check --exclude=log -cf - . |
+        tar -C "$work" -xf -
     chown -R postgres: "$work"
     chmod 755 "$work"
     runuser -u postgres -- make -C "$work" -s >&2

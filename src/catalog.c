@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
@@ -155,6 +156,7 @@ catalog_load(Oid namespace)
 	cache.job_relid = relation_lookup(namespace, "dms_job");
 	cache.failure_relid = relation_lookup(namespace, "dms_job_failure");
 	cache.history_relid = relation_lookup(namespace, "dms_job_history");
+	cache.history_sequence = getIdentitySequence(cache.history_relid, Anum_history_id, false);
 
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(cache.job_relid));
 	if (!HeapTupleIsValid(tuple))

@@ -51,6 +51,21 @@ typedef enum PlanId
 #define Anum_job_status_changed_at			12
 #define Natts_job							12
 
+/* Attribute numbers of dms_job_history. */
+#define Anum_history_id				1
+#define Anum_history_job_id			2
+#define Anum_history_job_name		3
+#define Anum_history_cause			4
+#define Anum_history_from_status	5
+#define Anum_history_from_phase		6
+#define Anum_history_to_status		7
+#define Anum_history_to_phase		8
+#define Anum_history_database_name	9
+#define Anum_history_message		10
+#define Anum_history_actor			11
+#define Anum_history_occurred_at	12
+#define Natts_history				12
+
 /* Attribute numbers of dms_job_failure. */
 #define Anum_failure_job_id			1
 #define Anum_failure_database_name	2
@@ -66,6 +81,7 @@ typedef struct Catalog
 	Oid			job_relid;
 	Oid			failure_relid;
 	Oid			history_relid;
+	Oid			history_sequence;	/* the identity sequence of dms_job_history.id */
 	Oid			owner;			/* owner of dms_job: SPI runs as this role */
 
 	Oid			status_type;

@@ -4,6 +4,13 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "commands/sequence.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
@@ -11,6 +18,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/timestamp.h"
 
 #include "job.h"
 
@@ -66,13 +74,91 @@ notify_change(const Change *change, int64 job_id, const char *job_name, const ch
 	pfree(buf.data);
 }
 
-static void
-state_values(Catalog *catalog, const JobRow *row, Datum *values, bool *nulls)
+static int64 history_append_by_statement(Catalog *catalog, Datum *columns, bool *nulls);
+
+/*
+ * Appends one row to dms_job_history without the executor: the row is
+ * formed here and inserted into the heap and each index, as the catalogs do.
+ * The history has plain column indexes only (the install script's); should a
+ * user have added an expression or partial index, the prepared INSERT is used.
+ */
+static int64
+history_append(Catalog *catalog, Datum *columns, bool *nulls)
 {
-	nulls[0] = row == NULL;
-	values[0] = row ? ObjectIdGetDatum(catalog->status_oids[row->status]) : (Datum) 0;
-	nulls[1] = row == NULL || row->phase == PHASE_NULL;
-	values[1] = nulls[1] ? (Datum) 0 : ObjectIdGetDatum(catalog->phase_oids[row->phase]);
+	Relation	rel = table_open(catalog->history_relid, RowExclusiveLock);
+	ResultRelInfo *info = makeNode(ResultRelInfo);
+	HeapTuple	tuple;
+	int64		id;
+
+	InitResultRelInfo(info, rel, 1, NULL, 0);
+	ExecOpenIndices(info, false);
+	for (int i = 0; i < info->ri_NumIndices; i++)
+	{
+		IndexInfo  *index = info->ri_IndexRelationInfo[i];
+
+		if (index->ii_Expressions != NIL || index->ii_Predicate != NIL)
+		{
+			ExecCloseIndices(info);
+			table_close(rel, RowExclusiveLock);
+			return history_append_by_statement(catalog, columns, nulls);
+		}
+	}
+
+	id = nextval_internal(catalog->history_sequence, false);
+	columns[Anum_history_id - 1] = Int64GetDatum(id);
+	nulls[Anum_history_id - 1] = false;
+	tuple = heap_form_tuple(RelationGetDescr(rel), columns, nulls);
+	simple_heap_insert(rel, tuple);
+
+	for (int i = 0; i < info->ri_NumIndices; i++)
+	{
+		IndexInfo  *index = info->ri_IndexRelationInfo[i];
+		Datum		keys[INDEX_MAX_KEYS];
+		bool		key_nulls[INDEX_MAX_KEYS];
+
+		for (int k = 0; k < index->ii_NumIndexAttrs; k++)
+		{
+			AttrNumber	attnum = index->ii_IndexAttrNumbers[k];
+
+			keys[k] = columns[attnum - 1];
+			key_nulls[k] = nulls[attnum - 1];
+		}
+		index_insert(info->ri_IndexRelationDescs[i], keys, key_nulls, &tuple->t_self, rel,
+					 index->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false, index);
+	}
+	ExecCloseIndices(info);
+	heap_freetuple(tuple);
+	table_close(rel, RowExclusiveLock);
+	return id;
+}
+
+/* The same row through the prepared INSERT, for a history with unusual indexes. */
+static int64
+history_append_by_statement(Catalog *catalog, Datum *columns, bool *nulls)
+{
+	OwnerSwitch sw;
+	int64		id;
+	bool		isnull;
+
+	SPI_connect();
+	owner_switch_begin(catalog, &sw);
+	plan_execute(catalog, PLAN_HISTORY_INSERT, &columns[Anum_history_job_id - 1],
+				 &nulls[Anum_history_job_id - 1], false);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	owner_switch_end(&sw);
+	SPI_finish();
+	return id;
+}
+
+static void
+state_columns(Catalog *catalog, const JobRow *row, Datum *columns, bool *nulls,
+			  int status_attnum, int phase_attnum)
+{
+	nulls[status_attnum - 1] = row == NULL;
+	columns[status_attnum - 1] = row ? ObjectIdGetDatum(catalog->status_oids[row->status]) : (Datum) 0;
+	nulls[phase_attnum - 1] = row == NULL || row->phase == PHASE_NULL;
+	columns[phase_attnum - 1] = nulls[phase_attnum - 1] ? (Datum) 0 :
+		ObjectIdGetDatum(catalog->phase_oids[row->phase]);
 }
 
 /* Writes the history row of a change and sends its notification. */
@@ -82,36 +168,32 @@ record_change(Catalog *catalog, const Change *change)
 	const JobRow *job = change->to ? change->to : change->from;
 	Oid			actor_id = request_actor();
 	char	   *actor = GetUserNameFromId(actor_id, true);
-	char	   *job_name = TextDatumGetCString(job->name);
-	Datum		values[10];
-	bool		nulls[10] = {false};
-	OwnerSwitch sw;
+	Datum		columns[Natts_history];
+	bool		nulls[Natts_history] = {false};
 	int64		history_id;
-	bool		isnull;
 
 	if (actor == NULL)
 		actor = psprintf("role %u", actor_id);
 
-	values[0] = Int64GetDatum(job->id);
-	values[1] = job->name;
-	values[2] = CStringGetTextDatum(change->cause);
-	state_values(catalog, change->from, &values[3], &nulls[3]);
-	state_values(catalog, change->to, &values[5], &nulls[5]);
-	nulls[7] = change->database == NULL;
-	values[7] = nulls[7] ? (Datum) 0 : CStringGetTextDatum(change->database);
-	nulls[8] = change->message == NULL;
-	values[8] = nulls[8] ? (Datum) 0 : CStringGetTextDatum(change->message);
-	values[9] = CStringGetTextDatum(actor);
+	columns[Anum_history_job_id - 1] = Int64GetDatum(job->id);
+	columns[Anum_history_job_name - 1] = job->name;
+	columns[Anum_history_cause - 1] = CStringGetTextDatum(change->cause);
+	state_columns(catalog, change->from, columns, nulls,
+				  Anum_history_from_status, Anum_history_from_phase);
+	state_columns(catalog, change->to, columns, nulls,
+				  Anum_history_to_status, Anum_history_to_phase);
+	nulls[Anum_history_database_name - 1] = change->database == NULL;
+	columns[Anum_history_database_name - 1] =
+		change->database ? CStringGetTextDatum(change->database) : (Datum) 0;
+	nulls[Anum_history_message - 1] = change->message == NULL;
+	columns[Anum_history_message - 1] =
+		change->message ? CStringGetTextDatum(change->message) : (Datum) 0;
+	columns[Anum_history_actor - 1] = CStringGetTextDatum(actor);
+	columns[Anum_history_occurred_at - 1] =
+		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
-	SPI_connect();
-	owner_switch_begin(catalog, &sw);
-	plan_execute(catalog, PLAN_HISTORY_INSERT, values, nulls, false);
-	history_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											 1, &isnull));
-	owner_switch_end(&sw);
-	SPI_finish();
-
-	notify_change(change, job->id, job_name, actor, history_id);
+	history_id = history_append(catalog, columns, nulls);
+	notify_change(change, job->id, TextDatumGetCString(job->name), actor, history_id);
 }
 
 /* What an UPDATE of a job did: the request's cause, or the edge named by the change. */
