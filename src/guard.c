@@ -39,38 +39,34 @@ set_column(RowUpdate *u, int attnum, Datum value, bool isnull)
 	u->replace[attnum - 1] = true;
 }
 
-/* The C index of a nullable enum column, or -1 for NULL. */
-static int
-optional_enum(HeapTuple tuple, int attnum, TupleDesc desc, const Oid *oids, int n,
-			  const char *type_name)
-{
-	bool		isnull;
-	Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
-
-	return isnull ? -1 : enum_index(oids, n, value, type_name);
-}
-
+/*
+ * Reads a job row, deforming the tuple once: the name and the database list
+ * come before most columns, so reading them one by one would walk the tuple
+ * again for each.
+ */
 void
 job_row_read(Catalog *catalog, TupleDesc desc, HeapTuple tuple, JobRow *row)
 {
-	bool		isnull;
+	Datum		values[Natts_job];
+	bool		nulls[Natts_job];
 
-	row->id = DatumGetInt64(heap_getattr(tuple, Anum_job_id, desc, &isnull));
-	row->name = heap_getattr(tuple, Anum_job_name, desc, &isnull);
-	row->migration_type = type_index(catalog, heap_getattr(tuple, Anum_job_migration_type,
-														   desc, &isnull));
-	row->status = status_index(catalog, heap_getattr(tuple, Anum_job_status, desc, &isnull));
-	row->phase = optional_enum(tuple, Anum_job_phase, desc, catalog->phase_oids, N_PHASE,
-							   "dms_job_phase");
-	if (row->phase < 0)
-		row->phase = PHASE_NULL;
-	row->databases = heap_getattr(tuple, Anum_job_databases, desc, &row->databases_null);
-	row->parallelism = parallelism_index(catalog, heap_getattr(tuple, Anum_job_dump_parallelism,
-															   desc, &isnull));
-	row->pending = optional_enum(tuple, Anum_job_pending_dump_parallelism, desc,
-								 catalog->parallelism_oids, N_DUMP_PARALLELISM,
-								 "dms_dump_parallelism");
-	row->error_message = heap_getattr(tuple, Anum_job_error_message, desc, &row->error_null);
+	if (desc->natts != Natts_job)
+		elog(ERROR, "dms_job has %d columns, this build of dms_lifecycle knows %d",
+			 desc->natts, Natts_job);
+	heap_deform_tuple(tuple, desc, values, nulls);
+	row->id = DatumGetInt64(values[Anum_job_id - 1]);
+	row->name = values[Anum_job_name - 1];
+	row->migration_type = type_index(catalog, values[Anum_job_migration_type - 1]);
+	row->status = status_index(catalog, values[Anum_job_status - 1]);
+	row->phase = nulls[Anum_job_phase - 1] ? PHASE_NULL :
+		phase_index(catalog, values[Anum_job_phase - 1]);
+	row->databases = values[Anum_job_databases - 1];
+	row->databases_null = nulls[Anum_job_databases - 1];
+	row->parallelism = parallelism_index(catalog, values[Anum_job_dump_parallelism - 1]);
+	row->pending = nulls[Anum_job_pending_dump_parallelism - 1] ? -1 :
+		parallelism_index(catalog, values[Anum_job_pending_dump_parallelism - 1]);
+	row->error_message = values[Anum_job_error_message - 1];
+	row->error_null = nulls[Anum_job_error_message - 1];
 }
 
 static bool
