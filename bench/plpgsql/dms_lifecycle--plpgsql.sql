@@ -376,6 +376,15 @@ RETURN $1 IS NULL
 COMMENT ON FUNCTION dms__is_blank(text) IS
     'internal: is a message NULL or only white space?';
 
+-- Is the statement under way a COPY FROM into this table, as pg_restore loads it?
+-- Such rows come with their own history: they are checked, not replayed.
+CREATE FUNCTION dms__loading(table_name name) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+RETURN current_query() ~* ('^\s*copy\s+(only\s+)?([a-z_0-9]+\.|"[^"]+"\.)?"?' || table_name
+                           || '"?\s*(\([^)]*\))?\s*from\M');
+COMMENT ON FUNCTION dms__loading(name) IS
+    'internal: is the statement under way a COPY FROM into this table (a load, as by pg_restore)?';
+
 -- '"Not started", "Stopped" or "Failed"': the statuses that edges with a property
 -- (edits_databases: start from it; keeps_message: enter it), in enum order.
 CREATE FUNCTION dms__status_list(property text) RETURNS text
@@ -523,7 +532,7 @@ BEGIN
         IF NEW.databases IS NOT NULL THEN
             PERFORM @extschema@.dms__check_databases(NEW.databases);
         END IF;
-        IF req IS NULL AND current_query() ~* '^\s*copy\M' THEN
+        IF req IS NULL AND @extschema@.dms__loading(TG_TABLE_NAME) THEN
             -- COPY FROM (pg_restore) loads a job as it was, with its timestamps;
             -- it must be a legal state, and have an error message only where one belongs.
             PERFORM FROM @extschema@.dms_lifecycle_edge x
@@ -533,10 +542,16 @@ BEGIN
                                 NEW.id, NEW.status, coalesce(NEW.phase::text, 'NULL')
                     USING ERRCODE = 'object_not_in_prerequisite_state';
             END IF;
-            IF NEW.error_message IS NOT NULL AND NOT EXISTS (
-                   SELECT FROM @extschema@.dms_lifecycle_edge x
-                    WHERE x.to_status = NEW.status AND x.keeps_message) THEN
+            PERFORM FROM @extschema@.dms_lifecycle_edge x
+             WHERE x.to_status = NEW.status AND x.keeps_message;
+            IF NEW.error_message IS NOT NULL AND NOT FOUND THEN
                 RAISE EXCEPTION 'migration job % cannot be loaded as % with an error message',
+                                NEW.id, @extschema@.dms__state_text(NEW.status, NEW.phase)
+                    USING ERRCODE = 'object_not_in_prerequisite_state';
+            END IF;
+            -- a failed job may owe its status to failed databases alone (SPEC 5)
+            IF NEW.error_message IS NULL AND FOUND AND NEW.status <> 'failed' THEN
+                RAISE EXCEPTION 'migration job % cannot be loaded as % without an error message',
                                 NEW.id, @extschema@.dms__state_text(NEW.status, NEW.phase)
                     USING ERRCODE = 'object_not_in_prerequisite_state';
             END IF;
@@ -687,7 +702,7 @@ BEGIN
                 RAISE EXCEPTION 'migration job % already migrates database "%"', OLD.id, database
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
-            NEW.databases := OLD.databases || database;
+            NEW.databases := (OLD.databases || database)[:];  -- a list from 1, as given
             PERFORM @extschema@.dms__check_databases(NEW.databases);
         WHEN 'remove_database' THEN
             IF NOT database = ANY (OLD.databases) THEN
@@ -698,7 +713,7 @@ BEGIN
                 RAISE EXCEPTION 'migration job % must keep at least one database', OLD.id
                     USING ERRCODE = 'invalid_parameter_value', HINT = 'Delete the job instead.';
             END IF;
-            NEW.databases := array_remove(OLD.databases, database);
+            NEW.databases := (array_remove(OLD.databases, database))[:];
         ELSE
             NULL;
         END CASE;
@@ -761,7 +776,7 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         -- a job loaded by COPY FROM brings its history rows along
-        IF req IS NULL AND current_query() ~* '^\s*copy\M' THEN
+        IF req IS NULL AND @extschema@.dms__loading(TG_TABLE_NAME) THEN
             RETURN NULL;
         END IF;
         cause := 'create';
@@ -886,7 +901,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    IF coalesce(req, '') = '' AND current_query() ~* '^\s*copy\M' THEN
+    IF coalesce(req, '') = '' AND @extschema@.dms__loading(TG_TABLE_NAME) THEN
         -- a failure row loaded by COPY FROM belongs to a job loaded as failed
         IF job.status <> 'failed' THEN
             RAISE EXCEPTION 'failure of database "%" cannot be loaded for migration job % while it is %',
