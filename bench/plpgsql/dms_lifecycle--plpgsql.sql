@@ -24,8 +24,16 @@
  *   history records the caller as current_user was before the switch to the
  *   tables' owner.  Each worker resets the request when it returns (its SET
  *   clause), so a later direct write in the transaction is judged as one.
- * - Trigger functions run as the writer and qualify every name with the
- *   extension's schema: a direct write works whatever its search_path.
+ * - dms_job_record, which writes the history and the failure rows, runs as
+ *   the tables' owner (SECURITY DEFINER, with a safe search_path); the other
+ *   triggers run as the writer, so that dms_job_guard can note who wrote
+ *   directly (dms_lifecycle.writer) for the history.  A role that writes
+ *   dms_job_failure directly therefore also needs UPDATE on dms_job, whose
+ *   status its failure rows change.  Every name in a trigger is qualified
+ *   with the extension's schema: a direct write works whatever its search_path.
+ * - A request is a setting, so a role that can write dms_job directly could
+ *   set one and have its write recorded under another cause or actor; the
+ *   guard still applies only an edge of the lifecycle.
  */
 
 \echo Use "CREATE EXTENSION dms_lifecycle VERSION 'plpgsql'" to load this file. \quit
@@ -379,7 +387,7 @@ COMMENT ON FUNCTION dms__is_blank(text) IS
 -- Is the statement under way a COPY FROM into this table, as pg_restore loads it?
 -- Such rows come with their own history: they are checked, not replayed.
 CREATE FUNCTION dms__loading(table_name name) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE sql VOLATILE
 RETURN current_query() ~* ('^\s*copy\s+(only\s+)?([a-z_0-9]+\.|"[^"]+"\.)?"?' || table_name
                            || '"?\s*(\([^)]*\))?\s*from\M');
 COMMENT ON FUNCTION dms__loading(name) IS
@@ -773,6 +781,7 @@ DECLARE
     job      @extschema@.dms_job;
     edge     record;
     hid      bigint;
+    notified text;  -- pg_notify returns void; assigned rather than PERFORMed (no query needed)
 BEGIN
     IF TG_OP = 'INSERT' THEN
         -- a job loaded by COPY FROM brings its history rows along
@@ -840,7 +849,7 @@ BEGIN
                 CASE WHEN TG_OP <> 'DELETE' THEN NEW.phase END,
                 database, message, actor)
         RETURNING id INTO hid;
-        PERFORM pg_notify('dms_lifecycle', format(
+        notified := pg_notify('dms_lifecycle', format(
             '{"job_id":%s,"name":%s,"cause":%s,"from_status":%s,"from_phase":%s,"to_status":%s,"to_phase":%s,"actor":%s,"history_id":%s}',
             job.id, to_json(job.name), to_json(cause),
             coalesce(CASE WHEN TG_OP <> 'INSERT' THEN to_json(OLD.status)::text END, 'null'),
@@ -996,6 +1005,7 @@ CREATE FUNCTION dms__create_job(p_name text, p_type dms_migration_type, p_databa
     RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp SET dms_lifecycle.request = '' AS $$
 DECLARE
+    request    text;
     new_id bigint;
 BEGIN
     IF p_name IS NULL THEN
@@ -1005,8 +1015,9 @@ BEGIN
     ELSIF p_parallelism IS NULL THEN
         RAISE EXCEPTION 'dump_parallelism must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM set_config('dms_lifecycle.request',
-                       ARRAY[NULL, NULL, NULL, NULL, NULL, NULL, actor]::text, true);
+    -- the request the triggers read (assigned: set_config needs no query)
+    request := set_config('dms_lifecycle.request',
+                         ARRAY[NULL, NULL, NULL, NULL, NULL, NULL, actor]::text, true);
     INSERT INTO @extschema@.dms_job (name, migration_type, databases, dump_parallelism)
     VALUES (p_name, p_type, p_databases, p_parallelism)
     RETURNING id INTO new_id;
@@ -1019,6 +1030,7 @@ CREATE FUNCTION dms__act(job_id bigint, action dms_action, actor name)
     RETURNS dms_job_status LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp SET dms_lifecycle.request = '' AS $$
 DECLARE
+    request    text;
     new_status @extschema@.dms_job_status;
 BEGIN
     IF job_id IS NULL THEN
@@ -1027,8 +1039,9 @@ BEGIN
     IF action NOT IN ('start', 'stop', 'resume', 'restart', 'promote') THEN
         RAISE EXCEPTION 'dms__act performs start, stop, resume, restart and promote, not %', action;
     END IF;
-    PERFORM set_config('dms_lifecycle.request',
-                       ARRAY[job_id::text, action::text, NULL, NULL, NULL, NULL, actor]::text, true);
+    -- the request the triggers read (assigned: set_config needs no query)
+    request := set_config('dms_lifecycle.request',
+                         ARRAY[job_id::text, action::text, NULL, NULL, NULL, NULL, actor]::text, true);
     UPDATE @extschema@.dms_job j SET status = j.status WHERE j.id = dms__act.job_id
     RETURNING j.status INTO new_status;
     IF NOT FOUND THEN
@@ -1042,12 +1055,15 @@ COMMENT ON FUNCTION dms__act(bigint, dms_action, name) IS
 CREATE FUNCTION dms__delete(job_id bigint, actor name)
     RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp SET dms_lifecycle.request = '' AS $$
+DECLARE
+    request text;
 BEGIN
     IF job_id IS NULL THEN
         RAISE EXCEPTION 'job_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM set_config('dms_lifecycle.request',
-                       ARRAY[job_id::text, 'delete', NULL, NULL, NULL, NULL, actor]::text, true);
+    -- the request the triggers read (assigned: set_config needs no query)
+    request := set_config('dms_lifecycle.request',
+                         ARRAY[job_id::text, 'delete', NULL, NULL, NULL, NULL, actor]::text, true);
     DELETE FROM @extschema@.dms_job j WHERE j.id = dms__delete.job_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'migration job % does not exist', job_id USING ERRCODE = 'no_data_found';
@@ -1061,6 +1077,7 @@ CREATE FUNCTION dms__edit(job_id bigint, edit text, level dms_dump_parallelism,
     RETURNS dms_job_status LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp SET dms_lifecycle.request = '' AS $$
 DECLARE
+    request    text;
     new_status @extschema@.dms_job_status;
 BEGIN
     IF job_id IS NULL THEN
@@ -1078,9 +1095,10 @@ BEGIN
     ELSE
         RAISE EXCEPTION 'unknown edit %', edit;
     END IF;
-    PERFORM set_config('dms_lifecycle.request',
-                       ARRAY[job_id::text, 'edit', NULL, database_name, edit, level::text, actor]::text,
-                       true);
+    -- the request the triggers read (assigned: set_config needs no query)
+    request := set_config('dms_lifecycle.request',
+                         ARRAY[job_id::text, 'edit', NULL, database_name, edit, level::text, actor]::text,
+                         true);
     UPDATE @extschema@.dms_job j SET status = j.status WHERE j.id = dms__edit.job_id
     RETURNING j.status INTO new_status;
     IF NOT FOUND THEN
@@ -1100,6 +1118,7 @@ CREATE FUNCTION dms__report(job_id bigint, event dms_event, message text, databa
     RETURNS dms_job_status LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp SET dms_lifecycle.request = '' AS $$
 DECLARE
+    request    text;
     new_status @extschema@.dms_job_status;
 BEGIN
     IF job_id IS NULL THEN
@@ -1119,9 +1138,10 @@ BEGIN
         RAISE EXCEPTION 'the event "%" needs a message saying what went wrong', event
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM set_config('dms_lifecycle.request',
-                       ARRAY[job_id::text, event::text, message, database_name, NULL, NULL, actor]::text,
-                       true);
+    -- the request the triggers read (assigned: set_config needs no query)
+    request := set_config('dms_lifecycle.request',
+                         ARRAY[job_id::text, event::text, message, database_name, NULL, NULL, actor]::text,
+                         true);
 
     IF database_name IS NOT NULL THEN
         -- A database failed: its failure row is written, and its trigger fails the job.
