@@ -358,3 +358,38 @@ SET client_min_messages = warning;
 SELECT pg_temp.sqlstate_of('TRUNCATE dms_job CASCADE') AS truncate_jobs;
 RESET client_min_messages;
 SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
+
+--------------------------------------------------------------------------
+-- 11. NULL where a column is NOT NULL.
+--------------------------------------------------------------------------
+
+-- The guard runs before PostgreSQL checks NOT NULL, so it says the same
+-- thing PostgreSQL would (23502) instead of reading a value that is absent.
+SELECT pg_temp.snapshot() AS before \gset
+SELECT stmt, pg_temp.try(stmt) AS result
+  FROM (VALUES
+    ($$INSERT INTO dms_job (name) VALUES (NULL)$$),
+    ($$UPDATE dms_job SET name = NULL$$),
+    ($$UPDATE dms_job SET status = NULL$$),
+    ($$UPDATE dms_job SET migration_type = NULL$$),
+    ($$UPDATE dms_job SET dump_parallelism = NULL$$),
+    ($$INSERT INTO dms_job_failure (job_id, database_name, error_message) VALUES (NULL, 'x', 'y')$$),
+    ($$INSERT INTO dms_job_failure (job_id, database_name, error_message) VALUES (1, NULL, 'y')$$),
+    ($$INSERT INTO dms_job_failure (job_id, database_name, error_message) VALUES (1, 'x', NULL)$$)
+  ) v(stmt);
+SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
+
+--------------------------------------------------------------------------
+-- 12. A direct restart applies the pending parallelism and is recorded.
+--------------------------------------------------------------------------
+
+-- The edge's own effects (the pending parallelism taking effect) are no
+-- edit: the history names the restart.
+SELECT dms_create_job('pending-restart') AS id \gset
+SELECT dms_start(:id), dms_report(:id, 'started'), dms_report(:id, 'dump_completed'),
+       dms_stop(:id), dms_report(:id, 'stopped');
+SELECT dms_set_dump_parallelism(:id, 'min');
+UPDATE dms_job SET status = 'restarting', phase = NULL WHERE id = :id;
+SELECT dump_parallelism, pending_dump_parallelism FROM dms_job WHERE id = :id;
+SELECT cause, from_status, to_status FROM dms_job_history
+ WHERE job_id = :id ORDER BY id DESC LIMIT 2;

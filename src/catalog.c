@@ -394,6 +394,17 @@ require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 void
+report_null_column(TupleDesc desc, int attnum)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_NOT_NULL_VIOLATION),
+			 errmsg("null value in column \"%s\" violates not-null constraint",
+					NameStr(att->attname))));
+}
+
+void
 report_job_missing(int64 job_id)
 {
 	ereport(ERROR,

@@ -139,6 +139,7 @@ extern char *allowed_actions_text(int status, int phase);
 /* Errors shared by every entry point. */
 extern void require_argument(FunctionCallInfo fcinfo, int argno, const char *name);
 extern void report_job_missing(int64 job_id) pg_attribute_noreturn();
+extern void report_null_column(TupleDesc desc, int attnum) pg_attribute_noreturn();
 extern void validate_name_text(const char *value, const char *what);
 extern bool message_is_blank(const char *message);
 

@@ -108,6 +108,9 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
 		: trigdata->tg_trigtuple;
 
+	for (int attnum = Anum_failure_job_id; attnum <= Anum_failure_error_message; attnum++)
+		if (attnum != Anum_failure_phase && heap_attisnull(newtuple, attnum, desc))
+			report_null_column(desc, attnum);
 	job_id = DatumGetInt64(heap_getattr(newtuple, Anum_failure_job_id, desc, &isnull));
 	database = TextDatumGetCString(heap_getattr(newtuple, Anum_failure_database_name, desc,
 												&isnull));

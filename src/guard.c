@@ -54,6 +54,12 @@ job_row_read(Catalog *catalog, TupleDesc desc, HeapTuple tuple, JobRow *row)
 		elog(ERROR, "dms_job has %d columns, this build of dms_lifecycle knows %d",
 			 desc->natts, Natts_job);
 	heap_deform_tuple(tuple, desc, values, nulls);
+
+	/* NOT NULL is checked after BEFORE triggers: say it here, as PostgreSQL would */
+	for (int attnum = 1; attnum <= Natts_job; attnum++)
+		if (nulls[attnum - 1] && TupleDescAttr(desc, attnum - 1)->attnotnull)
+			report_null_column(desc, attnum);
+
 	row->id = DatumGetInt64(values[Anum_job_id - 1]);
 	row->name = values[Anum_job_name - 1];
 	row->migration_type = type_index(catalog, values[Anum_job_migration_type - 1]);
@@ -85,11 +91,13 @@ column_changed(TupleDesc desc, HeapTuple a, HeapTuple b, int attnum)
 
 /*
  * Names what a direct UPDATE does.  The history trigger calls this again on
- * the row the guard wrote, and gets the same answer.
+ * the row the guard wrote (guarded): there, columns changed along with the
+ * state are the edge's own effects (a restart applies the pending
+ * parallelism), not an edit.
  */
 void
 judge_update(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
-			 HeapTuple newtuple, const JobRow *new, UpdateJudgement *out)
+			 HeapTuple newtuple, const JobRow *new, bool guarded, UpdateJudgement *out)
 {
 	bool		state_changed = old->status != new->status || old->phase != new->phase;
 	bool		message_changed = column_changed(desc, oldtuple, newtuple, Anum_job_error_message);
@@ -104,7 +112,7 @@ judge_update(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
 
 	if (state_changed)
 	{
-		if (edited)
+		if (edited && !guarded)
 			out->kind = UPDATE_MIXED;
 		else if (lifecycle_find_edge(old->status, old->phase, new->status, new->phase,
 									 old->migration_type, &out->edge))
@@ -448,7 +456,7 @@ guard_direct_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, const 
 	UpdateJudgement judgement;
 	ResolvedEdge edit;
 
-	judge_update(desc, oldtuple, old, newtuple, new, &judgement);
+	judge_update(desc, oldtuple, old, newtuple, new, false, &judgement);
 	switch (judgement.kind)
 	{
 		case UPDATE_NOTHING:

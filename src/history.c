@@ -214,7 +214,7 @@ update_change(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
 		return true;
 	}
 
-	judge_update(desc, oldtuple, old, newtuple, new, &judgement);
+	judge_update(desc, oldtuple, old, newtuple, new, true, &judgement);
 	switch (judgement.kind)
 	{
 		case UPDATE_EDGE:

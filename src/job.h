@@ -43,7 +43,8 @@ typedef struct UpdateJudgement
 
 extern void job_row_read(Catalog *catalog, TupleDesc desc, HeapTuple tuple, JobRow *row);
 extern void judge_update(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
-						 HeapTuple newtuple, const JobRow *new, UpdateJudgement *out);
+						 HeapTuple newtuple, const JobRow *new, bool guarded,
+						 UpdateJudgement *out);
 extern const char *request_cause(const Request *request);
 extern bool text_array_contains(Datum array, const char *value);
 
