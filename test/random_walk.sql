@@ -1306,6 +1306,14 @@ BEGIN
                     END IF;
                 END LOOP;
             END IF;
+            IF step % commit_every = 0
+               AND ((step / commit_every) & (step / commit_every - 1)) = 0 THEN
+                -- No autovacuum sees the walk's writes (a session reports its statistics
+                -- when it goes idle, and the walk never does), so plans made while the
+                -- tables were nearly empty would scan them whole for ever after.  ANALYZE
+                -- at 1, 2, 4, 8, ... times commit_every steps has the plans made again.
+                ANALYZE dms_job, dms_job_history, dms_job_failure;
+            END IF;
             UPDATE rw.run SET steps_done = step, mismatches = n_mismatch,
                               seconds = round(extract(epoch FROM clock_timestamp() - started)::numeric, 1);
             UPDATE rw.edge SET taken = edge_taken[no];
