@@ -11,7 +11,8 @@ OBJS = \
 	src/failures.o \
 	src/actions.o \
 	src/inspect.o \
-	src/privileges.o
+	src/privileges.o \
+	src/update.o
 
 DATA = $(wildcard sql/dms_lifecycle--*.sql)
 
@@ -31,13 +32,12 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 # Every object depends on the headers (PGXS tracks no header dependencies).
 $(OBJS): $(wildcard src/*.h)
 
+# No JIT bitcode: the functions are small, and the build then needs no clang.
+override with_llvm = no
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # After PGXS, which sets it empty: -v prints a line per TAP test, which scripts/test counts.
 PROVE_FLAGS = -v
-
-# No JIT bitcode (set after PGXS, which would turn it on): the functions are small,
-# and the build then needs no clang.
-with_llvm = no

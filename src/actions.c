@@ -1,10 +1,10 @@
 /*
  * src/actions.c: the operator actions and dms_report(): each names its edge and lets the guard apply it.
  *
- * Every call is one statement on the job's row: the UPDATE locks the row,
- * the guard sees its current state (after waiting for a concurrent call, the
- * state that call left) and applies the edge or refuses.  A refused call
- * raises an error, so nothing it did stays.
+ * Every call is one change of the job's row (src/update.c): the row is
+ * locked, the guard sees its current state (after waiting for a concurrent
+ * call, the state that call left) and applies the edge or refuses.  A refused
+ * call raises an error, so nothing it did stays.
  */
 #include "postgres.h"
 
@@ -61,13 +61,11 @@ job_statement(Catalog *catalog, Request *request, PlanId plan, Datum *args, cons
 	return result;
 }
 
-/* Applies a request to the job in argument 0 and returns the job's new status. */
+/* Applies a request to its job and returns the job's new status. */
 static Datum
 job_apply(FunctionCallInfo fcinfo, Request *request)
 {
-	Datum		id = Int64GetDatum(request->job_id);
-
-	return job_statement(catalog_for_function(fcinfo), request, PLAN_JOB_TOUCH, &id, NULL);
+	return job_change(catalog_for_function(fcinfo), request, Anum_job_status);
 }
 
 static Datum

@@ -42,9 +42,6 @@ static const PlanText plan_texts[N_PLAN] = {
 	[PLAN_JOB_INSERT] = {
 		"INSERT INTO %1$s.dms_job (name, migration_type, databases, dump_parallelism) "
 		"VALUES ($1, $2, $3, $4) RETURNING id", 4, "tmad"},
-	[PLAN_JOB_TOUCH] = {
-		"UPDATE %1$s.dms_job SET status = status WHERE id" EQ "$1 RETURNING status, phase",
-		1, "i"},
 	[PLAN_JOB_DELETE] = {
 		"DELETE FROM %1$s.dms_job WHERE id" EQ "$1", 1, "i"},
 	[PLAN_JOB_FETCH] = {

@@ -19,30 +19,11 @@
 PG_FUNCTION_INFO_V1(dms_failure_guard);
 PG_FUNCTION_INFO_V1(dms_failure_removed);
 
-/* Runs one statement on a job with a request naming the event. */
+/* Applies an event to a job and returns the job's new phase. */
 static Datum
-job_report_event(Catalog *catalog, Request *request, bool *found)
+job_report_event(Catalog *catalog, Request *request)
 {
-	Datum		id = Int64GetDatum(request->job_id);
-	volatile Datum phase = (Datum) 0;
-
-	request_push(request);
-	PG_TRY();
-	{
-		*found = plan_execute(catalog, PLAN_JOB_TOUCH, &id, NULL, false) > 0;
-		if (*found)
-		{
-			bool		isnull;
-
-			phase = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		}
-	}
-	PG_FINALLY();
-	{
-		request_pop(request);
-	}
-	PG_END_TRY();
-	return phase;
+	return job_change(catalog, request, Anum_job_phase);
 }
 
 /* Locks a job and reads it; false if it does not exist.  The caller is connected to SPI. */
@@ -91,8 +72,7 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	JobRow		job;
 	Request		request;
 	OwnerSwitch sw;
-	bool		found,
-				isnull;
+	bool		isnull;
 	Datum		phase;
 	Datum		values[Natts_failure];
 	bool		nulls[Natts_failure] = {false};
@@ -163,7 +143,7 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtuple);
 	}
 
-	phase = job_report_event(catalog, &request, &found);
+	phase = job_report_event(catalog, &request);
 	owner_switch_end(&sw);
 	SPI_finish();
 
@@ -216,11 +196,10 @@ dms_failure_removed(PG_FUNCTION_ARGS)
 		if (plan_execute(catalog, PLAN_FAILURE_ANY, &id, NULL, false) == 0)
 		{
 			Request		request;
-			bool		found;
 
 			request_init(&request, EDGE_EVENT, EV_RECOVERED, job_id);
 			request.actor = actor;
-			job_report_event(catalog, &request, &found);
+			job_report_event(catalog, &request);
 		}
 	}
 	owner_switch_end(&sw);

@@ -601,6 +601,19 @@ guard_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, HeapTuple new
 	return heap_modify_tuple(newtuple, desc, u->values, u->nulls, u->replace);
 }
 
+/*
+ * The row a request makes of a job's current row, checked against the
+ * lifecycle: what the guard would write for the UPDATE of an action.
+ */
+HeapTuple
+guard_requested_change(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple)
+{
+	RowUpdate	u;
+
+	memset(&u, 0, sizeof(u));
+	return guard_update(catalog, desc, oldtuple, oldtuple, &u);
+}
+
 static void
 guard_delete(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple)
 {

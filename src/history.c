@@ -270,15 +270,23 @@ dms_job_record(PG_FUNCTION_ARGS)
 		record_change(catalog, &change);
 	}
 	else
-	{
-		job_row_read(catalog, desc, trigdata->tg_trigtuple, &old);
-		job_row_read(catalog, desc, trigdata->tg_newtuple, &new);
-		if (update_change(desc, trigdata->tg_trigtuple, &old, trigdata->tg_newtuple, &new,
-						  &change))
-			record_change(catalog, &change);
-		failures_follow_job(catalog, &old, &new);
-	}
+		job_record_update(catalog, desc, trigdata->tg_trigtuple, trigdata->tg_newtuple);
 	return PointerGetDatum(NULL);
+}
+
+/* After an UPDATE of a job: its history row and notification, and its failure rows. */
+void
+job_record_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
+{
+	JobRow		old,
+				new;
+	Change		change = {0};
+
+	job_row_read(catalog, desc, oldtuple, &old);
+	job_row_read(catalog, desc, newtuple, &new);
+	if (update_change(desc, oldtuple, &old, newtuple, &new, &change))
+		record_change(catalog, &change);
+	failures_follow_job(catalog, &old, &new);
 }
 
 /*

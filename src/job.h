@@ -48,6 +48,16 @@ extern void judge_update(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
 extern const char *request_cause(const Request *request);
 extern bool text_array_contains(Datum array, const char *value);
 
+/* guard.c: the row an action or event makes of a job's row */
+extern HeapTuple guard_requested_change(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple);
+
+/* history.c: the history row, notification and failure rows of an UPDATE */
+extern void job_record_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple,
+							  HeapTuple newtuple);
+
+/* update.c: an action's change of a job's row, made without the executor */
+extern Datum job_change(Catalog *catalog, Request *request, int result_column);
+
 /* failures.c: what a change of a job does to its failure rows */
 extern void failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new);
 
