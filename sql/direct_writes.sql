@@ -277,7 +277,9 @@ SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
 -- Job 9 (Starting...) and job 3 (Completed) can go; their history stays, with a delete row.
 DELETE FROM dms_job WHERE id IN (3, 9);
 SELECT id FROM dms_job WHERE id IN (3, 9);
-SELECT * FROM hist WHERE job IN (3, 9) AND cause = 'delete' ORDER BY id;
+-- (one statement deletes both, in the order of the heap: sorted by job, not by id)
+SELECT job, cause, "from", "to", database_name, message
+  FROM hist WHERE job IN (3, 9) AND cause = 'delete' ORDER BY job;
 SELECT job_id, count(*) AS history_rows FROM dms_job_history WHERE job_id IN (3, 9) GROUP BY job_id ORDER BY job_id;
 
 --------------------------------------------------------------------------

@@ -52,7 +52,9 @@ CREATE TABLE dms_job (
     created_at               timestamptz NOT NULL DEFAULT now(),
     updated_at               timestamptz NOT NULL DEFAULT now(),
     status_changed_at        timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 50);
+-- fillfactor 50: a job's row is rewritten at every transition; room on its page lets
+-- the new version stay there (a HOT update), without new index entries.
 COMMENT ON TABLE dms_job IS
     'migration jobs; every write is checked against the lifecycle by the trigger dms_job_guard';
 COMMENT ON COLUMN dms_job.name IS 'unique name, 1 to 63 characters, not blank';

@@ -88,7 +88,7 @@ CREATE TABLE dms_job (
     created_at               timestamptz NOT NULL DEFAULT now(),
     updated_at               timestamptz NOT NULL DEFAULT now(),
     status_changed_at        timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 50);
 COMMENT ON TABLE dms_job IS
     'migration jobs; every write is checked against the lifecycle by the trigger dms_job_guard';
 COMMENT ON COLUMN dms_job.name IS 'unique name, 1 to 63 characters, not blank';
