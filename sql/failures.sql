@@ -11,23 +11,8 @@ DROP EXTENSION IF EXISTS dms_lifecycle CASCADE;
 CREATE EXTENSION dms_lifecycle;
 RESET client_min_messages;
 
--- try(statement): 'ok: <value>' (first column of a SELECT) or 'ok: <n> row(s)',
--- or 'ERROR <sqlstate>: <message>'.  The statement runs in a subtransaction.
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    result text;
-    n bigint;
-BEGIN
-    IF stmt ~* '^\s*select' THEN
-        EXECUTE stmt INTO result;
-        RETURN 'ok: ' || coalesce(result, 'NULL');
-    END IF;
-    EXECUTE stmt;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN 'ok: ' || n || ' row(s)';
-EXCEPTION WHEN OTHERS THEN
-    RETURN 'ERROR ' || SQLSTATE || ': ' || SQLERRM;
-END $$;
+-- pg_temp.try(statement), shared by the tests that show SQLSTATEs
+\i sql/try.inc
 
 -- A (status, phase) in the seed's words: "Running (CDC)", "Failed (Failed in CDC)".
 CREATE FUNCTION pg_temp.state(s dms_job_status, p dms_job_phase) RETURNS text
