@@ -82,8 +82,7 @@ call() {
 # fresh_database CONTENDER: an empty database with the contender installed.
 fresh_database() {
     local db=bench_$1
-    psql_q -c "DROP DATABASE IF EXISTS $db" -c "DROP DATABASE IF EXISTS ${db}_large" \
-        -c "CREATE DATABASE $db"
+    psql_q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     case $1 in
         floor)         psql_q -d "$db" -f "$BENCH/floor.sql" ;;
         dms_lifecycle) psql_q -d "$db" -c "CREATE EXTENSION dms_lifecycle" ;;
@@ -231,6 +230,7 @@ workload_scale() {
     local large=() small=()
     for contender in floor dms_lifecycle; do
         local db
+        psql_q -c "DROP DATABASE IF EXISTS bench_${contender}_large"
         db=$(fresh_database "$contender")
         psql_q -c "ALTER DATABASE $db RENAME TO ${db}_large"
         log "loading $SCALE_JOBS jobs and $SCALE_HISTORY history rows for $contender"
