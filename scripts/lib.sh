@@ -1,5 +1,9 @@
 # scripts/lib.sh: what the demo and the test command share: packages, a scratch copy, the build.
 
+# Clusters are created in UTF-8 whatever the caller's environment: the tests count
+# characters of multi-byte names, and initdb takes its encoding from the locale.
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+
 # install_missing PKG...: installs the Debian packages that are not installed yet.
 install_missing() {
     local missing=()
