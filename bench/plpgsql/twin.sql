@@ -1,9 +1,11 @@
 /*
- * bench/plpgsql/dms_lifecycle--plpgsql.sql: dms_lifecycle written in SQL and PL/pgSQL only.
+ * bench/plpgsql/twin.sql: dms_lifecycle written in SQL and PL/pgSQL only.
  *
  * The contender of the benchmark: the same SPEC, the same types, tables,
  * functions, view, triggers, messages and SQLSTATEs as version 1.0, written
- * the way a competent user would write it without C.  Installed with
+ * the way a competent user would write it without C.  bench/plpgsql/assemble
+ * makes dms_lifecycle--plpgsql.sql of it (with version 1.0's own types and
+ * tables), installed with
  *
  *     CREATE EXTENSION dms_lifecycle VERSION 'plpgsql';
  *
@@ -38,119 +40,8 @@
 
 \echo Use "CREATE EXTENSION dms_lifecycle VERSION 'plpgsql'" to load this file. \quit
 
---------------------------------------------------------------------------
--- Types
---------------------------------------------------------------------------
-
-CREATE TYPE dms_job_status AS ENUM (
-    'not_started', 'starting', 'running', 'running_with_errors', 'completed',
-    'failed', 'restarting', 'stopped', 'resuming', 'stopping');
-COMMENT ON TYPE dms_job_status IS
-    'status of a migration job; dms_status_label() gives the text a person reads';
-
-CREATE TYPE dms_job_phase AS ENUM ('full_dump', 'cdc', 'promote_in_progress');
-COMMENT ON TYPE dms_job_phase IS
-    'where the data copy of a migration job is: the full dump, change data capture, or promotion';
-
-CREATE TYPE dms_migration_type AS ENUM ('one_time', 'continuous');
-COMMENT ON TYPE dms_migration_type IS
-    'one_time: full dump only; continuous: full dump, then CDC until promoted';
-
-CREATE TYPE dms_dump_parallelism AS ENUM ('min', 'optimal', 'max');
-COMMENT ON TYPE dms_dump_parallelism IS
-    'how many parallel connections the full dump uses';
-
-CREATE TYPE dms_action AS ENUM (
-    'start', 'stop', 'resume', 'restart', 'promote', 'edit', 'delete');
-COMMENT ON TYPE dms_action IS
-    'what an operator does to a migration job';
-
-CREATE TYPE dms_event AS ENUM (
-    'started', 'restarted', 'resumed', 'stopped', 'dump_completed', 'error',
-    'errors_cleared', 'failed', 'recovered', 'promoted');
-COMMENT ON TYPE dms_event IS
-    'what the migration engine reports about a migration job';
-
---------------------------------------------------------------------------
--- Tables
---------------------------------------------------------------------------
-
-CREATE TABLE dms_job (
-    id                       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name                     text NOT NULL UNIQUE,
-    migration_type           dms_migration_type NOT NULL DEFAULT 'continuous',
-    status                   dms_job_status NOT NULL DEFAULT 'not_started',
-    phase                    dms_job_phase,
-    databases                text[],
-    dump_parallelism         dms_dump_parallelism NOT NULL DEFAULT 'optimal',
-    pending_dump_parallelism dms_dump_parallelism,
-    error_message            text,
-    created_at               timestamptz NOT NULL DEFAULT now(),
-    updated_at               timestamptz NOT NULL DEFAULT now(),
-    status_changed_at        timestamptz NOT NULL DEFAULT now()
-) WITH (fillfactor = 50);
-COMMENT ON TABLE dms_job IS
-    'migration jobs; every write is checked against the lifecycle by the trigger dms_job_guard';
-COMMENT ON COLUMN dms_job.name IS 'unique name, 1 to 63 characters, not blank';
-COMMENT ON COLUMN dms_job.phase IS
-    'phase of running, running_with_errors, failed, stopping, stopped and resuming; NULL otherwise';
-COMMENT ON COLUMN dms_job.databases IS
-    'the databases to migrate; NULL means all databases of the source';
-COMMENT ON COLUMN dms_job.pending_dump_parallelism IS
-    'parallelism chosen by an edit that waits for the next restart; NULL if none';
-COMMENT ON COLUMN dms_job.error_message IS
-    'the job-level error while running_with_errors or failed; NULL otherwise';
-COMMENT ON COLUMN dms_job.created_at IS 'when the job was created (set by trigger)';
-COMMENT ON COLUMN dms_job.updated_at IS 'when the job last changed (set by trigger)';
-COMMENT ON COLUMN dms_job.status_changed_at IS
-    'when the job last changed status or phase (set by trigger)';
-
-CREATE TABLE dms_job_failure (
-    job_id        bigint NOT NULL REFERENCES dms_job (id) ON DELETE CASCADE,
-    database_name text NOT NULL,
-    phase         dms_job_phase NOT NULL,
-    error_message text NOT NULL,
-    failed_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (job_id, database_name)
-);
-COMMENT ON TABLE dms_job_failure IS
-    'one row per failed database of a failed migration job; kept consistent with dms_job by triggers';
-COMMENT ON COLUMN dms_job_failure.phase IS 'the phase in which this database failed (set by trigger)';
-COMMENT ON COLUMN dms_job_failure.failed_at IS 'when this database last failed (set by trigger)';
-
-CREATE TABLE dms_job_history (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    job_id        bigint NOT NULL,
-    job_name      text NOT NULL,
-    cause         text NOT NULL,
-    from_status   dms_job_status,
-    from_phase    dms_job_phase,
-    to_status     dms_job_status,
-    to_phase      dms_job_phase,
-    database_name text,
-    message       text,
-    actor         text NOT NULL,
-    occurred_at   timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX dms_job_history_job_id_idx ON dms_job_history (job_id, id);
-COMMENT ON TABLE dms_job_history IS
-    'append-only audit log: one row per created job, transition, edit and delete';
-COMMENT ON COLUMN dms_job_history.cause IS
-    'the action or event that made the change, or create';
-COMMENT ON COLUMN dms_job_history.from_status IS 'status before the change; NULL for create';
-COMMENT ON COLUMN dms_job_history.to_status IS 'status after the change; NULL for delete';
-COMMENT ON COLUMN dms_job_history.database_name IS
-    'the database a per-database failure or an edit of the database list concerns';
-COMMENT ON COLUMN dms_job_history.message IS
-    'the error of an error or failed event, or what an edit changed';
-COMMENT ON COLUMN dms_job_history.actor IS
-    'the role that made the change, as current_user was when it called';
-
-SELECT pg_catalog.pg_extension_config_dump('dms_job', '');
-SELECT pg_catalog.pg_extension_config_dump('dms_job_failure', '');
-SELECT pg_catalog.pg_extension_config_dump('dms_job_history', '');
-SELECT pg_catalog.pg_extension_config_dump('dms_job_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('dms_job_history_id_seq', '');
+-- @tables: here bench/plpgsql/assemble puts the types and tables of
+-- sql/dms_lifecycle--1.0.sql, so that both versions have the very same tables.
 
 --------------------------------------------------------------------------
 -- The lifecycle: SPEC sections 3 and 4 as data
