@@ -408,7 +408,25 @@ DECLARE
     changed           boolean := true;
     message           text;
     database          text;
+    not_null          text;
 BEGIN
+    -- PostgreSQL checks NOT NULL only after the BEFORE triggers: refuse a NULL
+    -- first, as it would, rather than judge a row that lacks a value.
+    IF TG_OP <> 'DELETE' THEN
+        not_null := CASE WHEN NEW.id IS NULL THEN 'id'
+                         WHEN NEW.name IS NULL THEN 'name'
+                         WHEN NEW.migration_type IS NULL THEN 'migration_type'
+                         WHEN NEW.status IS NULL THEN 'status'
+                         WHEN NEW.dump_parallelism IS NULL THEN 'dump_parallelism'
+                         WHEN NEW.created_at IS NULL THEN 'created_at'
+                         WHEN NEW.updated_at IS NULL THEN 'updated_at'
+                         WHEN NEW.status_changed_at IS NULL THEN 'status_changed_at' END;
+        IF not_null IS NOT NULL THEN
+            RAISE EXCEPTION 'null value in column "%" violates not-null constraint', not_null
+                USING ERRCODE = 'not_null_violation';
+        END IF;
+    END IF;
+
     req := nullif(current_setting('dms_lifecycle.request', true), '')::text[];
     IF req IS NULL THEN
         -- A direct write: the history names the role that wrote (this trigger runs as
@@ -698,17 +716,18 @@ BEGIN
                        WHEN 'remove_database' THEN format('database "%s" removed', req[4])
                        ELSE req[3] END;
         ELSE
-            -- a direct UPDATE, named as the guard judged it
-            IF NEW.name IS DISTINCT FROM OLD.name OR NEW.migration_type IS DISTINCT FROM OLD.migration_type
-               OR NEW.databases IS DISTINCT FROM OLD.databases
-               OR NEW.dump_parallelism IS DISTINCT FROM OLD.dump_parallelism
-               OR NEW.pending_dump_parallelism IS DISTINCT FROM OLD.pending_dump_parallelism THEN
-                IF NEW.status IS NOT DISTINCT FROM OLD.status AND NEW.phase IS NOT DISTINCT FROM OLD.phase
-                   AND NEW.error_message IS NOT DISTINCT FROM OLD.error_message THEN
-                    cause := 'edit';
-                END IF;
-            ELSIF NEW.status IS DISTINCT FROM OLD.status OR NEW.phase IS DISTINCT FROM OLD.phase
-                  OR NEW.error_message IS DISTINCT FROM OLD.error_message THEN
+            -- A direct UPDATE, named as the guard judged it.  A change of state is
+            -- the edge, whatever the edge did to the other columns itself (a restart
+            -- applies the pending parallelism, an edge into an end drops it): the
+            -- guard refused any edit made with it.  A new message alone is the
+            -- self-loop that replaces it; other changed columns alone, an edit.
+            IF NEW.status IS DISTINCT FROM OLD.status OR NEW.phase IS DISTINCT FROM OLD.phase
+               OR (NEW.error_message IS DISTINCT FROM OLD.error_message
+                   AND NEW.name IS NOT DISTINCT FROM OLD.name
+                   AND NEW.migration_type IS NOT DISTINCT FROM OLD.migration_type
+                   AND NEW.databases IS NOT DISTINCT FROM OLD.databases
+                   AND NEW.dump_parallelism IS NOT DISTINCT FROM OLD.dump_parallelism
+                   AND NEW.pending_dump_parallelism IS NOT DISTINCT FROM OLD.pending_dump_parallelism) THEN
                 SELECT x.name, x.sets_message INTO edge FROM @extschema@.dms_lifecycle_edge x
                  WHERE x.name NOT IN ('edit', 'delete')
                    AND x.from_status = OLD.status AND x.from_phase IS NOT DISTINCT FROM OLD.phase
@@ -723,6 +742,12 @@ BEGIN
                         message := NEW.error_message;
                     END IF;
                 END IF;
+            ELSIF NEW.error_message IS NOT DISTINCT FROM OLD.error_message
+                  AND (NEW.name, NEW.migration_type, NEW.databases, NEW.dump_parallelism,
+                       NEW.pending_dump_parallelism)
+                      IS DISTINCT FROM (OLD.name, OLD.migration_type, OLD.databases,
+                                        OLD.dump_parallelism, OLD.pending_dump_parallelism) THEN
+                cause := 'edit';
             END IF;
         END IF;
     END IF;
@@ -779,6 +804,15 @@ DECLARE
     req  text := current_setting('dms_lifecycle.request', true);
     job  record;
 BEGIN
+    -- NOT NULL before anything else, as PostgreSQL would say it (phase and
+    -- failed_at are this trigger's to set)
+    IF NEW.job_id IS NULL OR NEW.database_name IS NULL OR NEW.error_message IS NULL THEN
+        RAISE EXCEPTION 'null value in column "%" violates not-null constraint',
+                        CASE WHEN NEW.job_id IS NULL THEN 'job_id'
+                             WHEN NEW.database_name IS NULL THEN 'database_name'
+                             ELSE 'error_message' END
+            USING ERRCODE = 'not_null_violation';
+    END IF;
     IF TG_OP = 'UPDATE' AND (NEW.job_id IS DISTINCT FROM OLD.job_id
                              OR NEW.database_name IS DISTINCT FROM OLD.database_name) THEN
         RAISE EXCEPTION 'a failure row cannot move to another job or database'
