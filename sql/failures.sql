@@ -14,21 +14,8 @@ RESET client_min_messages;
 -- pg_temp.try(statement), shared by the tests that show SQLSTATEs
 \i sql/try.inc
 
--- A (status, phase) in the seed's words: "Running (CDC)", "Failed (Failed in CDC)".
-CREATE FUNCTION pg_temp.state(s dms_job_status, p dms_job_phase) RETURNS text
-LANGUAGE sql AS $$
-    SELECT CASE WHEN s IS NULL THEN '-'
-                ELSE dms_status_label(s) || coalesce(' (' || dms_substatus_label(s, p) || ')',
-                                                     ' [' || p || ']', '') END
-$$;
-
--- The history of the jobs, readable.
-CREATE TEMP VIEW hist AS
-SELECT h.id, h.job_id AS job, h.cause,
-       pg_temp.state(h.from_status, h.from_phase) AS "from",
-       pg_temp.state(h.to_status, h.to_phase) AS "to",
-       h.database_name, h.message
-  FROM dms_job_history h;
+-- pg_temp.state(status, phase) and the view hist, shared with other tests
+\i sql/history.inc
 
 -- The jobs as a person reads them.
 CREATE TEMP VIEW jobs AS
