@@ -19,7 +19,7 @@ DATA = $(wildcard sql/dms_lifecycle--*.sql)
 REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview random_walk
 REGRESS_OPTS = --load-extension=plpgsql
 
-ISOLATION = notify races
+ISOLATION = notify races create_index_concurrently
 ISOLATION_OPTS =
 
 # Crash, standby and dump/restore tests (PostgreSQL::Test::Cluster)

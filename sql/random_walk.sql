@@ -20,6 +20,15 @@ SELECT * FROM rw.self_check();
 -- (a one-time job never reaches CDC).
 SELECT migration_type, count(*) AS edges FROM rw.model_edges() GROUP BY 1 ORDER BY 1;
 
+-- A user's indexes of every kind on the three tables, which every write of the walk
+-- must keep (SPEC 11): an expression, a partial one, a key every transition changes, and
+-- a partial unique one (a job has one create row) on the history.
+CREATE INDEX rw_job_lower_name ON dms_job (lower(name));
+CREATE INDEX rw_job_status_phase ON dms_job (status, phase) WHERE phase IS NOT NULL;
+CREATE INDEX rw_failure_message ON dms_job_failure (job_id, lower(error_message));
+CREATE INDEX rw_history_cause ON dms_job_history (cause, job_id);
+CREATE UNIQUE INDEX rw_history_one_create ON dms_job_history (job_id) WHERE cause = 'create';
+
 -- The walk: seed 0.2024, 20,000 steps over 8 jobs (a deleted job's slot gets a new job).
 CALL rw.walk(0.2024, 20000, 8);
 
@@ -47,7 +56,33 @@ SELECT situation FROM rw.situation_coverage WHERE steps = 0;
 SELECT coalesce(nullif(actual_code, ''), 'ok') AS outcome
   FROM rw.step_log GROUP BY 1 ORDER BY 1;
 
+-- After the walk, amcheck finds every btree index of the three tables consistent with
+-- its table (bt_index_check with heapallindexed: every row version the table holds has
+-- its index entry).  The indexes are read from the catalog, so the extension's own and
+-- the user's above are all checked: one row per index, "ok" or the error.
+CREATE EXTENSION amcheck;
+CREATE FUNCTION pg_temp.bt_check(idx regclass) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bt_index_check(idx, heapallindexed => true);
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+SELECT t.relname AS "table", ic.relname AS index, pg_temp.bt_check(ic.oid) AS result
+  FROM pg_index i
+  JOIN pg_class t ON t.oid = i.indrelid
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_am am ON am.oid = ic.relam
+ WHERE t.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'dms_lifecycle')
+   AND t.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history')
+   AND am.amname = 'btree'
+ ORDER BY 1, 2;
+
 -- Leave the database as the extension alone left it.
 SET client_min_messages = warning;
 DROP SCHEMA rw CASCADE;
+DROP INDEX rw_job_lower_name, rw_job_status_phase, rw_failure_message, rw_history_cause,
+           rw_history_one_create;
+DROP EXTENSION amcheck;
 RESET client_min_messages;

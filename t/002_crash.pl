@@ -11,7 +11,10 @@
 # After each restart (crash recovery): every acknowledged change is there,
 # every job's (status, phase) is the target of its last history row, each
 # job's history is a continuous chain, no failure row belongs to a job that
-# is not failed, and the uncommitted work left no trace.
+# is not failed, the uncommitted work left no trace, and amcheck finds every
+# btree index of the three tables consistent with its table (SPEC 11): the
+# extension's own and a user's indexes of every kind, built with CREATE
+# INDEX CONCURRENTLY while the clients of round 1 ran.
 
 use strict;
 use warnings FATAL => 'all';
@@ -33,7 +36,7 @@ $node->init;
 $node->append_conf('postgresql.conf', "log_statement = none\n");
 $node->start;
 
-$node->safe_psql('postgres', 'CREATE EXTENSION dms_lifecycle');
+$node->safe_psql('postgres', 'CREATE EXTENSION dms_lifecycle; CREATE EXTENSION amcheck');
 $node->safe_psql('postgres', walk_function_sql() . q{
 -- r*: the jobs the random clients drive
 SELECT dms_create_job('r0-' || i, CASE WHEN i % 4 = 0 THEN 'one_time' ELSE 'continuous' END::dms_migration_type,
@@ -269,6 +272,21 @@ SELECT string_agg(format('history row %s of job %s', a.id, a.job_id), ', ')
 		'',
 		"round $round: every job is in the state of its last history row, every history is a continuous chain, failure rows only for failed jobs"
 	);
+	check_indexes("round $round");
+}
+
+# amcheck (bt_index_check with heapallindexed) on every btree index of the
+# three tables: one ok per index.
+sub check_indexes
+{
+	my ($what) = @_;
+	my @checks = btree_index_checks($node, 'postgres');
+	cmp_ok(scalar(@checks), '>=', 10,
+		"$what: amcheck checks the " . scalar(@checks) . ' btree indexes of the three tables, the user\'s included');
+	foreach my $c (@checks)
+	{
+		is($c->[1], 'ok', "$what: bt_index_check(heapallindexed) finds $c->[0] consistent");
+	}
 }
 
 # ---------------------------------------------------------------------
@@ -277,6 +295,24 @@ SELECT string_agg(format('history row %s of job %s', a.id, a.job_id), ', ')
 
 my @c = start_clients(1);
 ok(wait_for_acks(25, @c), 'round 1: every client is changing jobs');
+
+# While the clients change jobs, a user builds indexes of every kind on the
+# three tables with CREATE INDEX CONCURRENTLY (each waits for the clients'
+# transactions of the moment, then the clients' writes maintain it).
+foreach my $sql (user_indexes_sql('CONCURRENTLY'))
+{
+	$node->safe_psql('postgres', $sql);
+}
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT count(*) FILTER (WHERE indisvalid) || ' of ' || count(*) FROM pg_index
+   WHERE indexrelid::regclass::text LIKE 'user\_%'}),
+	'5 of 5',
+	'round 1: five indexes built concurrently while the clients ran, all valid');
+$_->{h}->pump_nb foreach @c;
+my %before_index = map { $_ => scalar(acks($_)) } @c;
+ok(wait_for_acks(25 + (sort { $b <=> $a } values %before_index)[0], @c),
+	'round 1: the clients go on changing jobs once the indexes are valid');
 sleep(1);
 my $log_offset = -s $node->logfile;
 my $killed = kill_all();
@@ -465,6 +501,7 @@ SELECT concat_ws('|', cause, from_status, to_status, to_phase) FROM dms_job_hist
 	"starting\nrunning\ncreate|not_started\nstart|not_started|starting\nstarted|starting|running|full_dump",
 	'after the crashes: actions and events work and write history');
 is(consistency_violations($node, 'postgres'), '', 'after the crashes: still consistent');
+check_indexes('after the crashes');
 
 $node->stop;
 done_testing();

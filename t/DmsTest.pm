@@ -6,7 +6,8 @@
 # - table_texts(): the text of every row of the three tables, in a fixed
 #   order, to compare a database with its copy;
 # - sql_error(): the SQLSTATE and message of a statement that must fail;
-# - consistency_violations(): what must hold after any crash or copy.
+# - consistency_violations(): what must hold after any crash or copy;
+# - btree_index_checks(): amcheck on every btree index of the three tables.
 
 package DmsTest;
 
@@ -19,7 +20,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(walk_function_sql populate_sql table_texts sql_error
-  consistency_violations job_state populated_states notifications);
+  consistency_violations job_state populated_states notifications
+  user_indexes_sql btree_index_checks);
 
 # A session-local function that walks one job through a list of steps:
 # action names, 'par|level', 'add|db', 'remove|db', or an event with its
@@ -313,6 +315,53 @@ SELECT 'job ' || id || ' is ' || status || ' with error_message ' || coalesce(qu
  WHERE (error_message IS NOT NULL AND status NOT IN ('running_with_errors', 'failed'))
     OR (error_message IS NULL AND status = 'running_with_errors')
 ORDER BY 1});
+}
+
+# A user's indexes of every kind on the three tables (SPEC 11), which every
+# write of the extension must keep: an expression, a partial one, a key
+# every transition changes, and a partial unique one.  $how is '' or
+# 'CONCURRENTLY'; each statement is separate, as CONCURRENTLY wants.
+sub user_indexes_sql
+{
+	my ($how) = @_;
+	$how //= '';
+	return (
+		"CREATE INDEX $how user_job_lower_name ON dms_job (lower(name))",
+		"CREATE INDEX $how user_job_status_phase ON dms_job (status, phase) WHERE phase IS NOT NULL",
+		"CREATE INDEX $how user_failure_message ON dms_job_failure (job_id, lower(error_message))",
+		"CREATE INDEX $how user_history_cause ON dms_job_history (cause, job_id)",
+		"CREATE UNIQUE INDEX $how user_history_one_create ON dms_job_history (job_id) WHERE cause = 'create'"
+	);
+}
+
+# amcheck's bt_index_check(heapallindexed => true) on every btree index of
+# the extension's three tables, found in the catalog (so an index added
+# later is checked too).  Returns a list of [ "table.index", result ], in
+# name order, where result is 'ok' or the SQLSTATE and message of the error.
+# Needs the extension amcheck in $db.
+sub btree_index_checks
+{
+	my ($node, $db) = @_;
+	my $out = $node->safe_psql(
+		$db, q{
+CREATE FUNCTION pg_temp.bt_check(idx regclass) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bt_index_check(idx, heapallindexed => true);
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+SELECT t.relname || '.' || ic.relname, pg_temp.bt_check(ic.oid)
+  FROM pg_index i
+  JOIN pg_class t ON t.oid = i.indrelid
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_am am ON am.oid = ic.relam
+ WHERE t.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'dms_lifecycle')
+   AND t.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history')
+   AND am.amname = 'btree'
+ ORDER BY 1});
+	return map { [ split /\|/, $_, 2 ] } split /\n/, $out;
 }
 
 1;
