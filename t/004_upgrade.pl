@@ -292,8 +292,6 @@ foreach my $script (@tree_scripts)
 	elsif (@v == 2) { push @updates, [@v]; }
 	else { fail("$script names one version (install) or two (update)"); }
 }
-ok($install{$default}, "the install script of the default version, $ext--$default.sql, is in sql/");
-
 my %tree_versions = %install;
 $tree_versions{ $_->[0] } = $tree_versions{ $_->[1] } = 1 foreach @updates;
 
@@ -318,6 +316,16 @@ foreach my $u (@updates)
 	ok((grep { $_ eq $from } @available), "$ext--$from--$to.sql: $from can be installed");
 	ok(($to eq $default || $paths{$to}), "$ext--$from--$to.sql: $to is $default or leads to it");
 }
+
+# The default version installs: from its own script, or (as 1.1, which has
+# none) CREATE EXTENSION runs the install script of an earlier version and
+# the update path from there.
+my @install_from = grep { $_ ne $default && $paths{$_} } sort keys %install;
+ok( $install{$default} || @install_from,
+	"the default version $default installs: "
+	  . ($install{$default}
+		? "$ext--$default.sql is in sql/"
+		: 'from ' . join(', ', map { "$ext--$_.sql then $paths{$_}" } @install_from)));
 
 my @earlier = grep { $_ ne $default } @available;
 foreach my $v (@earlier)
