@@ -18,18 +18,20 @@ install_missing() {
     fi
 }
 
-# scratch_build TREE: copies TREE into a new directory the postgres user owns, builds and
-# installs the extension from it, and prints the copy's path.  initdb refuses to run as
-# root, so everything that starts a cluster runs as postgres in this copy.
+# scratch_build TREE [MAKE-ARGUMENT...]: copies TREE into a new directory the postgres user
+# owns, builds (with the arguments: the test command adds COPT=-Werror) and installs the
+# extension from it, and prints the copy's path.  initdb refuses to run as root, so
+# everything that starts a cluster runs as postgres in this copy.
 scratch_build() {
     local tree=$1 work
+    shift
     work=$(mktemp -d /tmp/dms_lifecycle.XXXXXX)
     tar -C "$tree" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
         --exclude=results --exclude=output_iso --exclude=tmp_check --exclude=log -cf - . |
         tar -C "$work" -xf -
     chown -R postgres: "$work"
     chmod 755 "$work"
-    runuser -u postgres -- make -C "$work" -s >&2
+    runuser -u postgres -- make -C "$work" -s all "$@" >&2
     make -C "$work" -s install >&2
     echo "$work"
 }

@@ -1,7 +1,7 @@
 /*
  * src/actions.c: the operator actions and dms_report(): each names its edge and lets the guard apply it.
  *
- * Every call is one change of the job's row (src/update.c): the row is
+ * Every call is one change of the job's row (src/change.c): the row is
  * locked, the guard sees its current state (after waiting for a concurrent
  * call, the state that call left) and applies the edge or refuses.  A refused
  * call raises an error, so nothing it did stays.
@@ -25,47 +25,14 @@ PG_FUNCTION_INFO_V1(dms_add_database);
 PG_FUNCTION_INFO_V1(dms_remove_database);
 PG_FUNCTION_INFO_V1(dms_report);
 
-/*
- * Runs one prepared statement on the job with the request pushed, as the
- * tables' owner.  Returns the first column of the first row it returns, or
- * (Datum) 0 for a statement that returns none.
- */
-static Datum
-job_statement(Catalog *catalog, Request *request, PlanId plan, Datum *args, const bool *nulls)
-{
-	volatile Datum result = (Datum) 0;
-
-	request_push(request);
-	PG_TRY();
-	{
-		OwnerSwitch sw;
-
-		SPI_connect();
-		owner_switch_begin(catalog, &sw);
-		if (plan_execute(catalog, plan, args, nulls, false) == 0)
-			report_job_missing(request->job_id);
-		if (SPI_tuptable != NULL)
-		{
-			bool		isnull;
-
-			result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		}
-		owner_switch_end(&sw);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		request_pop(request);
-	}
-	PG_END_TRY();
-	return result;
-}
-
-/* Applies a request to its job and returns the job's new status. */
+/* Applies a request to its job and returns the job's status after it and its follow-up. */
 static Datum
 job_apply(FunctionCallInfo fcinfo, Request *request)
 {
-	return job_change(catalog_for_function(fcinfo), request, Anum_job_status);
+	Catalog    *catalog = catalog_for_function(fcinfo);
+
+	job_change(catalog, request);
+	return ObjectIdGetDatum(catalog->status_oids[request->result_status]);
 }
 
 static Datum
@@ -83,19 +50,17 @@ Datum
 dms_create_job(PG_FUNCTION_ARGS)
 {
 	Catalog    *catalog = catalog_for_function(fcinfo);
-	Request		frame;
-	Datum		args[4];
-	bool		nulls[4] = {false};
+	bool		created;
+	Datum		id;
 
 	require_argument(fcinfo, 0, "name");
 	require_argument(fcinfo, 1, "migration_type");
 	require_argument(fcinfo, 3, "dump_parallelism");
-	for (int i = 0; i < 4; i++)
-		args[i] = PG_GETARG_DATUM(i);
-	nulls[2] = PG_ARGISNULL(2);
-
-	request_init_actor(&frame);
-	PG_RETURN_DATUM(job_statement(catalog, &frame, PLAN_JOB_INSERT, args, nulls));
+	id = job_create(catalog, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
+					PG_ARGISNULL(2), PG_GETARG_DATUM(3), &created);
+	if (!created)
+		PG_RETURN_NULL();		/* a BEFORE trigger of the user's skipped the row */
+	PG_RETURN_DATUM(id);
 }
 
 /* dms_start(job_id): Not started -> Starting... */
@@ -133,18 +98,15 @@ dms_promote(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(action_apply(fcinfo, ACT_PROMOTE));
 }
 
-/* dms_delete(job_id): removes the job; its history stays */
+/* dms_delete(job_id): removes the job; its history stays.  False if a user's trigger skipped it. */
 Datum
 dms_delete(PG_FUNCTION_ARGS)
 {
 	Request		request;
-	Datum		id;
 
 	require_argument(fcinfo, 0, "job_id");
 	request_init(&request, EDGE_ACTION, ACT_DELETE, PG_GETARG_INT64(0));
-	id = Int64GetDatum(request.job_id);
-	job_statement(catalog_for_function(fcinfo), &request, PLAN_JOB_DELETE, &id, NULL);
-	PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(job_delete(catalog_for_function(fcinfo), &request));
 }
 
 /* dms_set_dump_parallelism(job_id, level): an edit, applied now or at the next restart */
@@ -162,13 +124,11 @@ dms_set_dump_parallelism(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(job_apply(fcinfo, &request));
 }
 
+/* An edit of the database list; removing the last failed database may make the job recover. */
 static Datum
 database_edit(FunctionCallInfo fcinfo, EditKind edit)
 {
-	Catalog    *catalog = catalog_for_function(fcinfo);
 	Request		request;
-	Datum		id;
-	Request		frame;
 
 	require_argument(fcinfo, 0, "job_id");
 	require_argument(fcinfo, 1, "database_name");
@@ -176,12 +136,7 @@ database_edit(FunctionCallInfo fcinfo, EditKind edit)
 	request.edit = edit;
 	request.database = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	validate_name_text(request.database, "database name");
-	job_apply(fcinfo, &request);
-
-	/* Removing the last failed database may have made the job recover since. */
-	id = Int64GetDatum(request.job_id);
-	request_init_actor(&frame);
-	return job_statement(catalog, &frame, PLAN_JOB_FETCH, &id, NULL);
+	return job_apply(fcinfo, &request);
 }
 
 /* dms_add_database(job_id, database_name): an edit of a job not started, stopped or failed */

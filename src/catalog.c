@@ -19,15 +19,19 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "columns.h"
 
 PG_MODULE_MAGIC;
 
 static Catalog cache;
 static bool cache_valid = false;
 static uint64 cache_generation = 0;
+static bool owner_valid = false;
+static bool owner_callback_registered = false;
 
 typedef struct PlanText
 {
@@ -39,21 +43,12 @@ typedef struct PlanText
 #define EQ " OPERATOR(pg_catalog.=) "
 
 static const PlanText plan_texts[N_PLAN] = {
-	[PLAN_JOB_INSERT] = {
-		"INSERT INTO %1$s.dms_job (name, migration_type, databases, dump_parallelism) "
-		"VALUES ($1, $2, $3, $4) RETURNING id", 4, "tmad"},
-	[PLAN_JOB_DELETE] = {
-		"DELETE FROM %1$s.dms_job WHERE id" EQ "$1", 1, "i"},
 	[PLAN_JOB_FETCH] = {
 		"SELECT status, phase, migration_type, error_message, databases "
 		"FROM %1$s.dms_job WHERE id" EQ "$1", 1, "i"},
 	[PLAN_JOB_LOCK] = {
 		"SELECT status, phase, migration_type, error_message, databases "
 		"FROM %1$s.dms_job WHERE id" EQ "$1 FOR UPDATE", 1, "i"},
-	[PLAN_HISTORY_INSERT] = {
-		"INSERT INTO %1$s.dms_job_history (job_id, job_name, cause, from_status, from_phase, "
-		"to_status, to_phase, database_name, message, actor) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id", 10, "ittspspttt"},
 	[PLAN_FAILURE_INSERT] = {
 		"INSERT INTO %1$s.dms_job_failure (job_id, database_name, error_message) "
 		"VALUES ($1, $2, $3)", 3, "itt"},
@@ -132,8 +127,6 @@ relation_lookup(Oid namespace, const char *name)
 static void
 catalog_load(Oid namespace)
 {
-	HeapTuple	tuple;
-
 	if (cache_valid)
 	{
 		for (int i = 0; i < N_PLAN; i++)
@@ -153,13 +146,8 @@ catalog_load(Oid namespace)
 	cache.job_relid = relation_lookup(namespace, "dms_job");
 	cache.failure_relid = relation_lookup(namespace, "dms_job_failure");
 	cache.history_relid = relation_lookup(namespace, "dms_job_history");
-	cache.history_sequence = getIdentitySequence(cache.history_relid, Anum_history_id, false);
-
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(cache.job_relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", cache.job_relid);
-	cache.owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
+	owner_valid = false;
+	table_layouts_reset();
 
 	cache.status_type = type_lookup(namespace, "dms_job_status");
 	cache.phase_type = type_lookup(namespace, "dms_job_phase");
@@ -340,12 +328,50 @@ enum_index(const Oid *oids, int n, Datum value, const char *type_name)
 	return -1;					/* keep compiler quiet */
 }
 
+/* ALTER TABLE dms_job OWNER TO ... invalidates the relation's cache entry. */
+static void
+owner_invalidate(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == cache.job_relid)
+		owner_valid = false;
+}
+
+/* The owner of dms_job, who owns the extension's tables and does its work. */
+static Oid
+catalog_owner(Catalog *catalog)
+{
+	if (!owner_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(owner_invalidate, (Datum) 0);
+		owner_callback_registered = true;
+	}
+	if (!owner_valid)
+	{
+		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(catalog->job_relid));
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for relation %u", catalog->job_relid);
+		catalog->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+		owner_valid = true;
+	}
+	return catalog->owner;
+}
+
+/*
+ * Work done as the owner runs as a security-restricted operation, as
+ * PostgreSQL runs code as a table's owner (VACUUM's index functions, a
+ * materialized view's query): user code that it fires (a trigger a user put
+ * on the tables) cannot change the session behind the caller's back.
+ */
 void
 owner_switch_begin(Catalog *catalog, OwnerSwitch *sw)
 {
+	Oid			owner = catalog_owner(catalog);
+
 	GetUserIdAndSecContext(&sw->saved_user, &sw->saved_context);
-	SetUserIdAndSecContext(catalog->owner,
-						   sw->saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(owner, sw->saved_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 }
 
 void
@@ -391,14 +417,11 @@ require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 void
-report_null_column(TupleDesc desc, int attnum)
+report_null_column(const char *column)
 {
-	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
-
 	ereport(ERROR,
 			(errcode(ERRCODE_NOT_NULL_VIOLATION),
-			 errmsg("null value in column \"%s\" violates not-null constraint",
-					NameStr(att->attname))));
+			 errmsg("null value in column \"%s\" violates not-null constraint", column)));
 }
 
 void

@@ -15,11 +15,8 @@
 /* Every SQL statement the extension runs, each prepared once per backend. */
 typedef enum PlanId
 {
-	PLAN_JOB_INSERT,
-	PLAN_JOB_DELETE,
 	PLAN_JOB_FETCH,
 	PLAN_JOB_LOCK,
-	PLAN_HISTORY_INSERT,
 	PLAN_FAILURE_INSERT,
 	PLAN_FAILURE_UPDATE,
 	PLAN_FAILURE_DELETE_ALL,
@@ -35,44 +32,6 @@ typedef enum PlanId
 #define JOB_ROW_ERROR		4
 #define JOB_ROW_DATABASES	5
 
-/* Attribute numbers of dms_job, in the order the install script creates them. */
-#define Anum_job_id							1
-#define Anum_job_name						2
-#define Anum_job_migration_type				3
-#define Anum_job_status						4
-#define Anum_job_phase						5
-#define Anum_job_databases					6
-#define Anum_job_dump_parallelism			7
-#define Anum_job_pending_dump_parallelism	8
-#define Anum_job_error_message				9
-#define Anum_job_created_at					10
-#define Anum_job_updated_at					11
-#define Anum_job_status_changed_at			12
-#define Natts_job							12
-
-/* Attribute numbers of dms_job_history. */
-#define Anum_history_id				1
-#define Anum_history_job_id			2
-#define Anum_history_job_name		3
-#define Anum_history_cause			4
-#define Anum_history_from_status	5
-#define Anum_history_from_phase		6
-#define Anum_history_to_status		7
-#define Anum_history_to_phase		8
-#define Anum_history_database_name	9
-#define Anum_history_message		10
-#define Anum_history_actor			11
-#define Anum_history_occurred_at	12
-#define Natts_history				12
-
-/* Attribute numbers of dms_job_failure. */
-#define Anum_failure_job_id			1
-#define Anum_failure_database_name	2
-#define Anum_failure_phase			3
-#define Anum_failure_error_message	4
-#define Anum_failure_failed_at		5
-#define Natts_failure				5
-
 typedef struct Catalog
 {
 	Oid			namespace;
@@ -80,8 +39,7 @@ typedef struct Catalog
 	Oid			job_relid;
 	Oid			failure_relid;
 	Oid			history_relid;
-	Oid			history_sequence;	/* the identity sequence of dms_job_history.id */
-	Oid			owner;			/* owner of dms_job: SPI runs as this role */
+	Oid			owner;			/* owner of dms_job, the extension's work runs as this role */
 
 	Oid			status_type;
 	Oid			phase_type;
@@ -138,7 +96,7 @@ extern char *allowed_actions_text(int status, int phase);
 /* Errors shared by every entry point. */
 extern void require_argument(FunctionCallInfo fcinfo, int argno, const char *name);
 extern void report_job_missing(int64 job_id) pg_attribute_noreturn();
-extern void report_null_column(TupleDesc desc, int attnum) pg_attribute_noreturn();
+extern void report_null_column(const char *column) pg_attribute_noreturn();
 extern void validate_name_text(const char *value, const char *what);
 extern bool message_is_blank(const char *message);
 

@@ -2,9 +2,11 @@
  * src/failures.c: keeps dms_job_failure and its job consistent, in both directions.
  *
  * A failure row appearing (or failing again) is the event "failed" for its
- * job.  A job leaving "Failed" loses its failure rows; a database leaving the
- * migration loses its row; and a failed job whose last failed database left,
- * with no job-level error, recovers.
+ * job.  The other direction is a change's follow-up: a job leaving "Failed"
+ * loses its failure rows; a database leaving the migration loses its row;
+ * and a failed job whose last failed database left, with no job-level
+ * error, recovers.  The history trigger applies that follow-up after the
+ * change, so data flows one way: from a job's change to its failure rows.
  */
 #include "postgres.h"
 
@@ -18,13 +20,6 @@
 
 PG_FUNCTION_INFO_V1(dms_failure_guard);
 PG_FUNCTION_INFO_V1(dms_failure_removed);
-
-/* Applies an event to a job and returns the job's new phase. */
-static Datum
-job_report_event(Catalog *catalog, Request *request)
-{
-	return job_change(catalog, request, Anum_job_phase);
-}
 
 /* Locks a job and reads it; false if it does not exist.  The caller is connected to SPI. */
 static bool
@@ -64,7 +59,9 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Catalog    *catalog;
+	Relation	rel;
 	TupleDesc	desc;
+	const TableLayout *layout;
 	HeapTuple	newtuple;
 	int64		job_id;
 	char	   *database;
@@ -73,37 +70,41 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	Request		request;
 	OwnerSwitch sw;
 	bool		isnull;
-	Datum		phase;
-	Datum		values[Natts_failure];
-	bool		nulls[Natts_failure] = {false};
-	bool		replace[Natts_failure] = {false};
+	int			attnums[2];
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "dms_failure_guard: not called by trigger manager");
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		elog(ERROR, "dms_failure_guard: must be fired before, for each row");
 
-	catalog = catalog_for_relation(trigdata->tg_relation);
-	desc = RelationGetDescr(trigdata->tg_relation);
+	rel = trigdata->tg_relation;
+	catalog = catalog_for_relation(rel);
+	desc = RelationGetDescr(rel);
+	layout = table_layout(catalog, TABLE_FAILURE, rel);
 	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
 		: trigdata->tg_trigtuple;
 
-	for (int attnum = Anum_failure_job_id; attnum <= Anum_failure_error_message; attnum++)
-		if (attnum != Anum_failure_phase && heap_attisnull(newtuple, attnum, desc))
-			report_null_column(desc, attnum);
-	job_id = DatumGetInt64(heap_getattr(newtuple, Anum_failure_job_id, desc, &isnull));
-	database = TextDatumGetCString(heap_getattr(newtuple, Anum_failure_database_name, desc,
-												&isnull));
-	message = TextDatumGetCString(heap_getattr(newtuple, Anum_failure_error_message, desc,
-											   &isnull));
+	for (int c = FAILURE_JOB_ID; c <= FAILURE_ERROR_MESSAGE; c++)
+		if (c != FAILURE_PHASE && heap_attisnull(newtuple, layout->attnum[c], desc))
+			report_null_column(NameStr(TupleDescAttr(desc, layout->attnum[c] - 1)->attname));
+	job_id = DatumGetInt64(heap_getattr(newtuple, layout->attnum[FAILURE_JOB_ID], desc, &isnull));
+	database = TextDatumGetCString(heap_getattr(newtuple, layout->attnum[FAILURE_DATABASE_NAME],
+												desc, &isnull));
+	message = TextDatumGetCString(heap_getattr(newtuple, layout->attnum[FAILURE_ERROR_MESSAGE],
+											   desc, &isnull));
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
 		HeapTuple	oldtuple = trigdata->tg_trigtuple;
+		int64		old_job = DatumGetInt64(heap_getattr(oldtuple, layout->attnum[FAILURE_JOB_ID],
+														 desc, &isnull));
+		char	   *old_database = TextDatumGetCString(heap_getattr(oldtuple,
+																	layout->attnum[FAILURE_DATABASE_NAME],
+																	desc, &isnull));
 
-		if (DatumGetInt64(heap_getattr(oldtuple, Anum_failure_job_id, desc, &isnull)) != job_id ||
-			strcmp(TextDatumGetCString(heap_getattr(oldtuple, Anum_failure_database_name,
-													desc, &isnull)), database) != 0)
+		if (old_job != job_id || strcmp(old_database, database) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("a failure row cannot move to another job or database"),
@@ -115,11 +116,6 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the error message of failed database \"%s\" must not be blank", database)));
 
-	request_init(&request, EDGE_EVENT, EV_FAILED, job_id);
-	request.actor = request_actor();
-	request.message = message;
-	request.database = database;
-
 	SPI_connect();
 	owner_switch_begin(catalog, &sw);
 	if (!job_lock(catalog, job_id, &job))
@@ -129,8 +125,10 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration job " INT64_FORMAT " does not migrate database \"%s\"",
 						job_id, database)));
+	owner_switch_end(&sw);
+	SPI_finish();
 
-	if (request_loading_rows(trigdata->tg_relation))
+	if (request_loading_rows(rel))
 	{
 		/* a failure row loaded by COPY FROM belongs to a job loaded as failed */
 		if (job.status != ST_FAILED)
@@ -138,85 +136,49 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("failure of database \"%s\" cannot be loaded for migration job " INT64_FORMAT " while it is %s",
 							database, job_id, state_text(job.status, job.phase))));
-		owner_switch_end(&sw);
-		SPI_finish();
 		return PointerGetDatum(newtuple);
 	}
 
-	phase = job_report_event(catalog, &request);
-	owner_switch_end(&sw);
-	SPI_finish();
+	request_init(&request, EDGE_EVENT, EV_FAILED, job_id);
+	request.actor = request_actor();
+	request.message = message;
+	request.database = database;
+	job_change(catalog, &request);
+	if (!request.recorded)
+		return PointerGetDatum(NULL);	/* a trigger of the user's kept the job as it was */
 
-	values[Anum_failure_phase - 1] = phase;
-	replace[Anum_failure_phase - 1] = true;
-	values[Anum_failure_failed_at - 1] =
-		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	replace[Anum_failure_failed_at - 1] = true;
-	return PointerGetDatum(heap_modify_tuple(newtuple, desc, values, nulls, replace));
+	attnums[0] = layout->attnum[FAILURE_PHASE];
+	values[0] = ObjectIdGetDatum(catalog->phase_oids[request.result_phase]);
+	attnums[1] = layout->attnum[FAILURE_FAILED_AT];
+	values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	return PointerGetDatum(heap_modify_tuple_by_cols(newtuple, desc, 2, attnums, values, nulls));
 }
 
 /*
- * dms_failure_removed: AFTER DELETE FOR EACH ROW on dms_job_failure.  When
- * the last failed database of a failed job has left the migration and the
- * job has no job-level error, the job recovers.
+ * dms_failure_removed: the AFTER DELETE trigger of dms_job_failure in
+ * databases still at version 1.0.  From 1.1 the recovery it applied is the
+ * follow-up of the job's change (failures_follow_job), and it does nothing.
  */
 Datum
 dms_failure_removed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Catalog    *catalog;
-	TupleDesc	desc;
-	int64		job_id;
-	char	   *database;
-	JobRow		job;
-	OwnerSwitch sw;
-	Oid			actor = request_actor();
-	bool		isnull;
-
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "dms_failure_removed: not called by trigger manager");
-	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		elog(ERROR, "dms_failure_removed: must be fired after delete");
-
-	catalog = catalog_for_relation(trigdata->tg_relation);
-	desc = RelationGetDescr(trigdata->tg_relation);
-	job_id = DatumGetInt64(heap_getattr(trigdata->tg_trigtuple, Anum_failure_job_id, desc,
-										&isnull));
-	database = TextDatumGetCString(heap_getattr(trigdata->tg_trigtuple,
-												Anum_failure_database_name, desc, &isnull));
-
-	SPI_connect();
-	owner_switch_begin(catalog, &sw);
-	if (job_lock(catalog, job_id, &job) &&
-		job.status == ST_FAILED && job.error_null && !job.databases_null &&
-		!text_array_contains(job.databases, database))
-	{
-		Datum		id = Int64GetDatum(job_id);
-
-		if (plan_execute(catalog, PLAN_FAILURE_ANY, &id, NULL, false) == 0)
-		{
-			Request		request;
-
-			request_init(&request, EDGE_EVENT, EV_RECOVERED, job_id);
-			request.actor = actor;
-			job_report_event(catalog, &request);
-		}
-	}
-	owner_switch_end(&sw);
-	SPI_finish();
 	return PointerGetDatum(NULL);
 }
 
 /*
- * Called by the history trigger after every UPDATE of a job: a job that left
+ * The follow-up of a change of a job, for its failure rows: a job that left
  * "Failed" has no failed databases, and a database that left the migration
- * has no failure row.
+ * has no failure row.  Returns true if the job must then recover: it is
+ * failed with no job-level error, and its last failed database just left.
  */
-void
+bool
 failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new)
 {
-	bool		left_failed = old->status == ST_FAILED && new->status != ST_FAILED;
+	volatile bool left_failed = old->status == ST_FAILED && new->status != ST_FAILED;
 	bool		databases_changed;
+	volatile bool recover = false;
 	OwnerSwitch sw;
 	Request		frame;
 	Datum		args[2];
@@ -224,7 +186,7 @@ failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new)
 	databases_changed = !new->databases_null &&
 		(old->databases_null || !datumIsEqual(old->databases, new->databases, false, -1));
 	if (!left_failed && !databases_changed)
-		return;
+		return false;
 
 	args[0] = Int64GetDatum(new->id);
 	args[1] = new->databases;
@@ -232,10 +194,14 @@ failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new)
 	request_push(&frame);
 	PG_TRY();
 	{
+		uint64		removed;
+
 		SPI_connect();
 		owner_switch_begin(catalog, &sw);
-		plan_execute(catalog, left_failed ? PLAN_FAILURE_DELETE_ALL : PLAN_FAILURE_DELETE_GONE,
-					 args, NULL, false);
+		removed = plan_execute(catalog, left_failed ? PLAN_FAILURE_DELETE_ALL :
+							   PLAN_FAILURE_DELETE_GONE, args, NULL, false);
+		if (!left_failed && removed > 0 && new->status == ST_FAILED && new->error_null)
+			recover = plan_execute(catalog, PLAN_FAILURE_ANY, args, NULL, false) == 0;
 		owner_switch_end(&sw);
 		SPI_finish();
 	}
@@ -244,4 +210,5 @@ failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new)
 		request_pop(&frame);
 	}
 	PG_END_TRY();
+	return recover;
 }

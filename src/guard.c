@@ -23,61 +23,103 @@
 PG_FUNCTION_INFO_V1(dms_job_guard);
 PG_FUNCTION_INFO_V1(dms_refuse_truncate);
 
-/* The new values the guard writes into the row. */
+/* The new values the guard writes into the row, by JobColumn. */
 typedef struct RowUpdate
 {
-	Datum		values[Natts_job];
-	bool		nulls[Natts_job];
-	bool		replace[Natts_job];
+	Datum		values[N_JOB_COLUMN];
+	bool		nulls[N_JOB_COLUMN];
+	bool		replace[N_JOB_COLUMN];
 } RowUpdate;
 
 static void
-set_column(RowUpdate *u, int attnum, Datum value, bool isnull)
+set_column(RowUpdate *u, int column, Datum value, bool isnull)
 {
-	u->values[attnum - 1] = value;
-	u->nulls[attnum - 1] = isnull;
-	u->replace[attnum - 1] = true;
+	u->values[column] = value;
+	u->nulls[column] = isnull;
+	u->replace[column] = true;
 }
 
+/* The row with the guard's values, found by name wherever ALTER TABLE put them. */
+static HeapTuple
+row_with_update(Catalog *catalog, Relation rel, HeapTuple tuple, const RowUpdate *u)
+{
+	const TableLayout *layout = table_layout(catalog, TABLE_JOB, rel);
+	int			attnums[N_JOB_COLUMN];
+	Datum		values[N_JOB_COLUMN];
+	bool		nulls[N_JOB_COLUMN];
+	int			n = 0;
+
+	for (int c = 0; c < N_JOB_COLUMN; c++)
+		if (u->replace[c])
+		{
+			attnums[n] = layout->attnum[c];
+			values[n] = u->values[c];
+			nulls[n] = u->nulls[c];
+			n++;
+		}
+	return heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel), n, attnums, values, nulls);
+}
+
+/* The value of a column of a job's row. */
+static Datum
+job_column(Relation rel, const TableLayout *layout, HeapTuple tuple, int column, bool *isnull)
+{
+	return heap_getattr(tuple, layout->attnum[column], RelationGetDescr(rel), isnull);
+}
+
+/* The columns the guard cannot judge a row without: NULL there is 23502. */
+static const bool column_required[N_JOB_COLUMN] = {
+	[JOB_ID] = true, [JOB_NAME] = true, [JOB_MIGRATION_TYPE] = true, [JOB_STATUS] = true,
+	[JOB_DUMP_PARALLELISM] = true,
+};
+
 /*
- * Reads a job row, deforming the tuple once: the name and the database list
- * come before most columns, so reading them one by one would walk the tuple
- * again for each.
+ * Reads a job row, deforming the tuple once, and finding each column by
+ * name: a user may have added and dropped columns of the table.
  */
 void
-job_row_read(Catalog *catalog, TupleDesc desc, HeapTuple tuple, JobRow *row)
+job_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, JobRow *row)
 {
-	Datum		values[Natts_job];
-	bool		nulls[Natts_job];
+	const TableLayout *layout = table_layout(catalog, TABLE_JOB, rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *all_values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *all_nulls = palloc(sizeof(bool) * desc->natts);
+	Datum		values[N_JOB_COLUMN];
+	bool		nulls[N_JOB_COLUMN];
 
-	if (desc->natts != Natts_job)
-		elog(ERROR, "dms_job has %d columns, this build of dms_lifecycle knows %d",
-			 desc->natts, Natts_job);
-	heap_deform_tuple(tuple, desc, values, nulls);
+	heap_deform_tuple(tuple, desc, all_values, all_nulls);
+	for (int c = 0; c < N_JOB_COLUMN; c++)
+	{
+		AttrNumber	attnum = layout->attnum[c];
 
-	/* NOT NULL is checked after BEFORE triggers: say it here, as PostgreSQL would */
-	for (int attnum = 1; attnum <= Natts_job; attnum++)
-		if (nulls[attnum - 1] && TupleDescAttr(desc, attnum - 1)->attnotnull)
-			report_null_column(desc, attnum);
+		values[c] = all_values[attnum - 1];
+		nulls[c] = all_nulls[attnum - 1];
+		/* NOT NULL is checked after BEFORE triggers: say it here, as PostgreSQL would */
+		if (nulls[c] && (column_required[c] || TupleDescAttr(desc, attnum - 1)->attnotnull))
+			report_null_column(NameStr(TupleDescAttr(desc, attnum - 1)->attname));
+	}
+	pfree(all_values);
+	pfree(all_nulls);
 
-	row->id = DatumGetInt64(values[Anum_job_id - 1]);
-	row->name = values[Anum_job_name - 1];
-	row->migration_type = type_index(catalog, values[Anum_job_migration_type - 1]);
-	row->status = status_index(catalog, values[Anum_job_status - 1]);
-	row->phase = nulls[Anum_job_phase - 1] ? PHASE_NULL :
-		phase_index(catalog, values[Anum_job_phase - 1]);
-	row->databases = values[Anum_job_databases - 1];
-	row->databases_null = nulls[Anum_job_databases - 1];
-	row->parallelism = parallelism_index(catalog, values[Anum_job_dump_parallelism - 1]);
-	row->pending = nulls[Anum_job_pending_dump_parallelism - 1] ? -1 :
-		parallelism_index(catalog, values[Anum_job_pending_dump_parallelism - 1]);
-	row->error_message = values[Anum_job_error_message - 1];
-	row->error_null = nulls[Anum_job_error_message - 1];
+	row->id = DatumGetInt64(values[JOB_ID]);
+	row->name = values[JOB_NAME];
+	row->migration_type = type_index(catalog, values[JOB_MIGRATION_TYPE]);
+	row->status = status_index(catalog, values[JOB_STATUS]);
+	row->phase = nulls[JOB_PHASE] ? PHASE_NULL : phase_index(catalog, values[JOB_PHASE]);
+	row->databases = values[JOB_DATABASES];
+	row->databases_null = nulls[JOB_DATABASES];
+	row->parallelism = parallelism_index(catalog, values[JOB_DUMP_PARALLELISM]);
+	row->pending = nulls[JOB_PENDING_DUMP_PARALLELISM] ? -1 :
+		parallelism_index(catalog, values[JOB_PENDING_DUMP_PARALLELISM]);
+	row->error_message = values[JOB_ERROR_MESSAGE];
+	row->error_null = nulls[JOB_ERROR_MESSAGE];
 }
 
 static bool
-column_changed(TupleDesc desc, HeapTuple a, HeapTuple b, int attnum)
+column_changed(Catalog *catalog, Relation rel, HeapTuple a, HeapTuple b, int column)
 {
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	attnum = table_layout(catalog, TABLE_JOB, rel)->attnum[column];
 	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
 	bool		a_null,
 				b_null;
@@ -96,17 +138,17 @@ column_changed(TupleDesc desc, HeapTuple a, HeapTuple b, int attnum)
  * parallelism), not an edit.
  */
 void
-judge_update(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
+judge_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *old,
 			 HeapTuple newtuple, const JobRow *new, bool guarded, UpdateJudgement *out)
 {
 	bool		state_changed = old->status != new->status || old->phase != new->phase;
-	bool		message_changed = column_changed(desc, oldtuple, newtuple, Anum_job_error_message);
+	bool		message_changed = column_changed(catalog, rel, oldtuple, newtuple, JOB_ERROR_MESSAGE);
 	bool		edited;
 
 	memset(out, 0, sizeof(*out));
-	out->name_changed = column_changed(desc, oldtuple, newtuple, Anum_job_name);
+	out->name_changed = column_changed(catalog, rel, oldtuple, newtuple, JOB_NAME);
 	out->type_changed = old->migration_type != new->migration_type;
-	out->databases_changed = column_changed(desc, oldtuple, newtuple, Anum_job_databases);
+	out->databases_changed = column_changed(catalog, rel, oldtuple, newtuple, JOB_DATABASES);
 	edited = out->name_changed || out->type_changed || out->databases_changed ||
 		old->parallelism != new->parallelism || old->pending != new->pending;
 
@@ -291,19 +333,19 @@ apply_edge(Catalog *catalog, const ResolvedEdge *edge, const char *message,
 {
 	const LifecycleEdge *e = edge->edge;
 
-	set_column(u, Anum_job_status, ObjectIdGetDatum(catalog->status_oids[edge->to_status]), false);
+	set_column(u, JOB_STATUS, ObjectIdGetDatum(catalog->status_oids[edge->to_status]), false);
 	if (edge->to_phase == PHASE_NULL)
-		set_column(u, Anum_job_phase, (Datum) 0, true);
+		set_column(u, JOB_PHASE, (Datum) 0, true);
 	else
-		set_column(u, Anum_job_phase, ObjectIdGetDatum(catalog->phase_oids[edge->to_phase]), false);
+		set_column(u, JOB_PHASE, ObjectIdGetDatum(catalog->phase_oids[edge->to_phase]), false);
 
 	if (!lifecycle_keeps_message(edge->to_status))
-		set_column(u, Anum_job_error_message, (Datum) 0, true);
+		set_column(u, JOB_ERROR_MESSAGE, (Datum) 0, true);
 	else if (database != NULL)
 	{
 		/* a database failed: the job-level error is only a failure's own */
 		if (old->status != edge->to_status)
-			set_column(u, Anum_job_error_message, (Datum) 0, true);
+			set_column(u, JOB_ERROR_MESSAGE, (Datum) 0, true);
 	}
 	else if (e->flags & EDGE_SETS_MESSAGE)
 	{
@@ -312,19 +354,19 @@ apply_edge(Catalog *catalog, const ResolvedEdge *edge, const char *message,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("migration job " INT64_FORMAT " cannot become %s without an error message",
 							old->id, state_text(edge->to_status, edge->to_phase))));
-		set_column(u, Anum_job_error_message, CStringGetTextDatum(message), false);
+		set_column(u, JOB_ERROR_MESSAGE, CStringGetTextDatum(message), false);
 	}
 
 	/* A restart applies the pending parallelism; a job that ends never will. */
 	if (e->flags & EDGE_APPLIES_PENDING)
 	{
 		if (old->pending >= 0)
-			set_column(u, Anum_job_dump_parallelism,
+			set_column(u, JOB_DUMP_PARALLELISM,
 					   ObjectIdGetDatum(catalog->parallelism_oids[old->pending]), false);
-		set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
+		set_column(u, JOB_PENDING_DUMP_PARALLELISM, (Datum) 0, true);
 	}
 	else if (lifecycle_is_final(edge->to_status))
-		set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
+		set_column(u, JOB_PENDING_DUMP_PARALLELISM, (Datum) 0, true);
 }
 
 static void
@@ -357,14 +399,14 @@ apply_edit(Catalog *catalog, Request *request, const ResolvedEdge *edit, const J
 
 				if (old->status == ST_NOT_STARTED)
 				{
-					set_column(u, Anum_job_dump_parallelism, level, false);
-					set_column(u, Anum_job_pending_dump_parallelism, (Datum) 0, true);
+					set_column(u, JOB_DUMP_PARALLELISM, level, false);
+					set_column(u, JOB_PENDING_DUMP_PARALLELISM, (Datum) 0, true);
 					request->history_message = psprintf("dump parallelism set to %s",
 														dump_parallelism_names[request->parallelism]);
 				}
 				else
 				{
-					set_column(u, Anum_job_pending_dump_parallelism, level, false);
+					set_column(u, JOB_PENDING_DUMP_PARALLELISM, level, false);
 					request->history_message = psprintf("dump parallelism %s from the next restart",
 														dump_parallelism_names[request->parallelism]);
 				}
@@ -390,7 +432,7 @@ apply_edit(Catalog *catalog, Request *request, const ResolvedEdge *edit, const J
 				list = PointerGetDatum(construct_array(items, n + 1, TEXTOID, -1, false,
 													   TYPALIGN_INT));
 				validate_databases(list);
-				set_column(u, Anum_job_databases, list, false);
+				set_column(u, JOB_DATABASES, list, false);
 				request->history_message = psprintf("database \"%s\" added", request->database);
 				break;
 			}
@@ -418,7 +460,7 @@ apply_edit(Catalog *catalog, Request *request, const ResolvedEdge *edit, const J
 				for (int i = 0; i < n; i++)
 					if (strcmp(TextDatumGetCString(items[i]), request->database) != 0)
 						items[kept++] = items[i];
-				set_column(u, Anum_job_databases,
+				set_column(u, JOB_DATABASES,
 						   PointerGetDatum(construct_array(items, kept, TEXTOID, -1, false,
 														   TYPALIGN_INT)), false);
 				request->history_message = psprintf("database \"%s\" removed", request->database);
@@ -450,13 +492,13 @@ guard_request(Catalog *catalog, Request *request, const JobRow *old, RowUpdate *
  * false if it changes nothing.
  */
 static bool
-guard_direct_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
+guard_direct_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *old,
 					HeapTuple newtuple, const JobRow *new, RowUpdate *u)
 {
 	UpdateJudgement judgement;
 	ResolvedEdge edit;
 
-	judge_update(desc, oldtuple, old, newtuple, new, false, &judgement);
+	judge_update(catalog, rel, oldtuple, old, newtuple, new, false, &judgement);
 	switch (judgement.kind)
 	{
 		case UPDATE_NOTHING:
@@ -534,11 +576,10 @@ guard_loaded_row(const JobRow *new)
 static HeapTuple
 guard_insert(Catalog *catalog, Relation rel, HeapTuple newtuple, RowUpdate *u)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
 	JobRow		new;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
-	job_row_read(catalog, desc, newtuple, &new);
+	job_row_read(catalog, rel, newtuple, &new);
 	validate_name_text(TextDatumGetCString(new.name), "job name");
 	if (!new.databases_null)
 		validate_databases(new.databases);
@@ -556,14 +597,14 @@ guard_insert(Catalog *catalog, Relation rel, HeapTuple newtuple, RowUpdate *u)
 				 errdetail("The new row of migration job " INT64_FORMAT " is %s.", new.id,
 						   state_text(new.status, new.phase))));
 
-	set_column(u, Anum_job_created_at, now, false);
-	set_column(u, Anum_job_updated_at, now, false);
-	set_column(u, Anum_job_status_changed_at, now, false);
-	return heap_modify_tuple(newtuple, desc, u->values, u->nulls, u->replace);
+	set_column(u, JOB_CREATED_AT, now, false);
+	set_column(u, JOB_UPDATED_AT, now, false);
+	set_column(u, JOB_STATUS_CHANGED_AT, now, false);
+	return row_with_update(catalog, rel, newtuple, u);
 }
 
 static HeapTuple
-guard_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
+guard_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtuple,
 			 RowUpdate *u)
 {
 	JobRow		old,
@@ -574,53 +615,42 @@ guard_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, HeapTuple new
 				to_phase;
 	bool		isnull;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	const TableLayout *layout;
 
-	job_row_read(catalog, desc, oldtuple, &old);
-	job_row_read(catalog, desc, newtuple, &new);
+	job_row_read(catalog, rel, oldtuple, &old);
+	job_row_read(catalog, rel, newtuple, &new);
+	layout = table_layout(catalog, TABLE_JOB, rel);
 
 	request = request_for_job(old.id);
 	if (request != NULL)
 		guard_request(catalog, request, &old, u);
 	else
-		changed = guard_direct_update(catalog, desc, oldtuple, &old, newtuple, &new, u);
+		changed = guard_direct_update(catalog, rel, oldtuple, &old, newtuple, &new, u);
 
-	to_status = u->replace[Anum_job_status - 1] ?
-		status_index(catalog, u->values[Anum_job_status - 1]) : new.status;
-	to_phase = !u->replace[Anum_job_phase - 1] ? new.phase :
-		u->nulls[Anum_job_phase - 1] ? PHASE_NULL :
-		phase_index(catalog, u->values[Anum_job_phase - 1]);
+	to_status = u->replace[JOB_STATUS] ?
+		status_index(catalog, u->values[JOB_STATUS]) : new.status;
+	to_phase = !u->replace[JOB_PHASE] ? new.phase :
+		u->nulls[JOB_PHASE] ? PHASE_NULL :
+		phase_index(catalog, u->values[JOB_PHASE]);
 
 	/* The timestamps are the guard's to keep. */
-	set_column(u, Anum_job_created_at,
-			   heap_getattr(oldtuple, Anum_job_created_at, desc, &isnull), false);
-	set_column(u, Anum_job_updated_at, changed ? now :
-			   heap_getattr(oldtuple, Anum_job_updated_at, desc, &isnull), false);
-	set_column(u, Anum_job_status_changed_at,
+	set_column(u, JOB_CREATED_AT,
+			   job_column(rel, layout, oldtuple, JOB_CREATED_AT, &isnull), false);
+	set_column(u, JOB_UPDATED_AT, changed ? now :
+			   job_column(rel, layout, oldtuple, JOB_UPDATED_AT, &isnull), false);
+	set_column(u, JOB_STATUS_CHANGED_AT,
 			   to_status != old.status || to_phase != old.phase ? now :
-			   heap_getattr(oldtuple, Anum_job_status_changed_at, desc, &isnull), false);
-	return heap_modify_tuple(newtuple, desc, u->values, u->nulls, u->replace);
-}
-
-/*
- * The row a request makes of a job's current row, checked against the
- * lifecycle: what the guard would write for the UPDATE of an action.
- */
-HeapTuple
-guard_requested_change(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple)
-{
-	RowUpdate	u;
-
-	memset(&u, 0, sizeof(u));
-	return guard_update(catalog, desc, oldtuple, oldtuple, &u);
+			   job_column(rel, layout, oldtuple, JOB_STATUS_CHANGED_AT, &isnull), false);
+	return row_with_update(catalog, rel, newtuple, u);
 }
 
 static void
-guard_delete(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple)
+guard_delete(Catalog *catalog, Relation rel, HeapTuple oldtuple)
 {
 	JobRow		old;
 	ResolvedEdge edge;
 
-	job_row_read(catalog, desc, oldtuple, &old);
+	job_row_read(catalog, rel, oldtuple, &old);
 	if (!lifecycle_resolve(EDGE_ACTION, ACT_DELETE, old.status, old.phase,
 						   old.migration_type, &edge))
 	{
@@ -640,7 +670,7 @@ dms_job_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Catalog    *catalog;
-	TupleDesc	desc;
+	Relation	rel;
 	RowUpdate	u;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -649,16 +679,16 @@ dms_job_guard(PG_FUNCTION_ARGS)
 		elog(ERROR, "dms_job_guard: must be fired before, for each row");
 
 	catalog = catalog_for_relation(trigdata->tg_relation);
-	desc = RelationGetDescr(trigdata->tg_relation);
+	rel = trigdata->tg_relation;
 	memset(&u, 0, sizeof(u));
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		return PointerGetDatum(guard_insert(catalog, trigdata->tg_relation,
 											trigdata->tg_trigtuple, &u));
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		return PointerGetDatum(guard_update(catalog, desc, trigdata->tg_trigtuple,
+		return PointerGetDatum(guard_update(catalog, rel, trigdata->tg_trigtuple,
 											trigdata->tg_newtuple, &u));
-	guard_delete(catalog, desc, trigdata->tg_trigtuple);
+	guard_delete(catalog, rel, trigdata->tg_trigtuple);
 	return PointerGetDatum(trigdata->tg_trigtuple);
 }
 

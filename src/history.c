@@ -4,13 +4,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/genam.h"
-#include "access/heapam.h"
-#include "access/table.h"
-#include "catalog/index.h"
-#include "commands/sequence.h"
-#include "executor/executor.h"
-#include "nodes/makefuncs.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
@@ -21,6 +14,7 @@
 #include "utils/timestamp.h"
 
 #include "job.h"
+#include "write.h"
 
 PG_FUNCTION_INFO_V1(dms_job_record);
 PG_FUNCTION_INFO_V1(dms_history_append_only);
@@ -74,90 +68,45 @@ notify_change(const Change *change, int64 job_id, const char *job_name, const ch
 	pfree(buf.data);
 }
 
-static int64 history_append_by_statement(Catalog *catalog, Datum *columns, bool *nulls);
-
 /*
- * Appends one row to dms_job_history without the executor: the row is
- * formed here and inserted into the heap and each index, as the catalogs do.
- * The history has plain column indexes only (the install script's); should a
- * user have added an expression or partial index, the prepared INSERT is used.
+ * Appends one row to dms_job_history through the executor, as the tables'
+ * owner: the history's own triggers (a user's that ships rows elsewhere),
+ * constraints and indexes apply.  Returns the row's id.
  */
 static int64
-history_append(Catalog *catalog, Datum *columns, bool *nulls)
-{
-	Relation	rel = table_open(catalog->history_relid, RowExclusiveLock);
-	ResultRelInfo *info = makeNode(ResultRelInfo);
-	HeapTuple	tuple;
-	int64		id;
-
-	InitResultRelInfo(info, rel, 1, NULL, 0);
-	ExecOpenIndices(info, false);
-	for (int i = 0; i < info->ri_NumIndices; i++)
-	{
-		IndexInfo  *index = info->ri_IndexRelationInfo[i];
-
-		if (index->ii_Expressions != NIL || index->ii_Predicate != NIL)
-		{
-			ExecCloseIndices(info);
-			table_close(rel, RowExclusiveLock);
-			return history_append_by_statement(catalog, columns, nulls);
-		}
-	}
-
-	id = nextval_internal(catalog->history_sequence, false);
-	columns[Anum_history_id - 1] = Int64GetDatum(id);
-	nulls[Anum_history_id - 1] = false;
-	tuple = heap_form_tuple(RelationGetDescr(rel), columns, nulls);
-	simple_heap_insert(rel, tuple);
-
-	for (int i = 0; i < info->ri_NumIndices; i++)
-	{
-		IndexInfo  *index = info->ri_IndexRelationInfo[i];
-		Datum		keys[INDEX_MAX_KEYS];
-		bool		key_nulls[INDEX_MAX_KEYS];
-
-		for (int k = 0; k < index->ii_NumIndexAttrs; k++)
-		{
-			AttrNumber	attnum = index->ii_IndexAttrNumbers[k];
-
-			keys[k] = columns[attnum - 1];
-			key_nulls[k] = nulls[attnum - 1];
-		}
-		index_insert(info->ri_IndexRelationDescs[i], keys, key_nulls, &tuple->t_self, rel,
-					 index->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, false, index);
-	}
-	ExecCloseIndices(info);
-	heap_freetuple(tuple);
-	table_close(rel, RowExclusiveLock);
-	return id;
-}
-
-/* The same row through the prepared INSERT, for a history with unusual indexes. */
-static int64
-history_append_by_statement(Catalog *catalog, Datum *columns, bool *nulls)
+history_append(Catalog *catalog, const Datum *columns, const bool *nulls)
 {
 	OwnerSwitch sw;
-	int64		id;
+	RowWrite	w;
+	int64		id = 0;
 	bool		isnull;
 
-	SPI_connect();
 	owner_switch_begin(catalog, &sw);
-	plan_execute(catalog, PLAN_HISTORY_INSERT, &columns[Anum_history_job_id - 1],
-				 &nulls[Anum_history_job_id - 1], false);
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	row_write_begin(&w, catalog, TABLE_HISTORY, "INSERT");
+	row_new(&w);
+	for (int c = 0; c < N_HISTORY_COLUMN; c++)
+		if (c != HISTORY_ID)
+			row_set(&w, c, columns[c], nulls[c]);
+	if (row_insert(&w))
+	{
+		Datum		value = row_get(w.row, w.layout, HISTORY_ID, &isnull);
+
+		if (!isnull)
+			id = DatumGetInt64(value);
+	}
+	row_write_end(&w);
 	owner_switch_end(&sw);
-	SPI_finish();
 	return id;
 }
 
 static void
 state_columns(Catalog *catalog, const JobRow *row, Datum *columns, bool *nulls,
-			  int status_attnum, int phase_attnum)
+			  int status_column, int phase_column)
 {
-	nulls[status_attnum - 1] = row == NULL;
-	columns[status_attnum - 1] = row ? ObjectIdGetDatum(catalog->status_oids[row->status]) : (Datum) 0;
-	nulls[phase_attnum - 1] = row == NULL || row->phase == PHASE_NULL;
-	columns[phase_attnum - 1] = nulls[phase_attnum - 1] ? (Datum) 0 :
+	nulls[status_column] = row == NULL;
+	columns[status_column] = row ? ObjectIdGetDatum(catalog->status_oids[row->status]) : (Datum) 0;
+	nulls[phase_column] = row == NULL || row->phase == PHASE_NULL;
+	columns[phase_column] = nulls[phase_column] ? (Datum) 0 :
 		ObjectIdGetDatum(catalog->phase_oids[row->phase]);
 }
 
@@ -168,28 +117,28 @@ record_change(Catalog *catalog, const Change *change)
 	const JobRow *job = change->to ? change->to : change->from;
 	Oid			actor_id = request_actor();
 	char	   *actor = GetUserNameFromId(actor_id, true);
-	Datum		columns[Natts_history];
-	bool		nulls[Natts_history] = {false};
+	Datum		columns[N_HISTORY_COLUMN];
+	bool		nulls[N_HISTORY_COLUMN] = {false};
 	int64		history_id;
 
 	if (actor == NULL)
 		actor = psprintf("role %u", actor_id);
 
-	columns[Anum_history_job_id - 1] = Int64GetDatum(job->id);
-	columns[Anum_history_job_name - 1] = job->name;
-	columns[Anum_history_cause - 1] = CStringGetTextDatum(change->cause);
+	columns[HISTORY_JOB_ID] = Int64GetDatum(job->id);
+	columns[HISTORY_JOB_NAME] = job->name;
+	columns[HISTORY_CAUSE] = CStringGetTextDatum(change->cause);
 	state_columns(catalog, change->from, columns, nulls,
-				  Anum_history_from_status, Anum_history_from_phase);
+				  HISTORY_FROM_STATUS, HISTORY_FROM_PHASE);
 	state_columns(catalog, change->to, columns, nulls,
-				  Anum_history_to_status, Anum_history_to_phase);
-	nulls[Anum_history_database_name - 1] = change->database == NULL;
-	columns[Anum_history_database_name - 1] =
+				  HISTORY_TO_STATUS, HISTORY_TO_PHASE);
+	nulls[HISTORY_DATABASE_NAME] = change->database == NULL;
+	columns[HISTORY_DATABASE_NAME] =
 		change->database ? CStringGetTextDatum(change->database) : (Datum) 0;
-	nulls[Anum_history_message - 1] = change->message == NULL;
-	columns[Anum_history_message - 1] =
+	nulls[HISTORY_MESSAGE] = change->message == NULL;
+	columns[HISTORY_MESSAGE] =
 		change->message ? CStringGetTextDatum(change->message) : (Datum) 0;
-	columns[Anum_history_actor - 1] = CStringGetTextDatum(actor);
-	columns[Anum_history_occurred_at - 1] =
+	columns[HISTORY_ACTOR] = CStringGetTextDatum(actor);
+	columns[HISTORY_OCCURRED_AT] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
 	history_id = history_append(catalog, columns, nulls);
@@ -198,10 +147,9 @@ record_change(Catalog *catalog, const Change *change)
 
 /* What an UPDATE of a job did: the request's cause, or the edge named by the change. */
 static bool
-update_change(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
-			  HeapTuple newtuple, const JobRow *new, Change *change)
+update_change(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *old,
+			  HeapTuple newtuple, const JobRow *new, Request *request, Change *change)
 {
-	Request    *request = request_for_job(old->id);
 	UpdateJudgement judgement;
 
 	change->from = old;
@@ -214,7 +162,7 @@ update_change(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
 		return true;
 	}
 
-	judge_update(desc, oldtuple, old, newtuple, new, true, &judgement);
+	judge_update(catalog, rel, oldtuple, old, newtuple, new, true, &judgement);
 	switch (judgement.kind)
 	{
 		case UPDATE_EDGE:
@@ -231,15 +179,56 @@ update_change(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
 }
 
 /*
+ * After an UPDATE of a job: its history row and notification, then its
+ * follow-up.  The change is complete when this runs; the follow-up (failure
+ * rows the change left behind, and the recovery of a job whose last failed
+ * database left) comes after it, and is told to the request.
+ */
+static void
+record_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtuple)
+{
+	JobRow		old,
+				new;
+	Change		change = {0};
+	Request    *request;
+
+	job_row_read(catalog, rel, oldtuple, &old);
+	job_row_read(catalog, rel, newtuple, &new);
+	request = request_for_job(old.id);
+	if (update_change(catalog, rel, oldtuple, &old, newtuple, &new, request, &change))
+		record_change(catalog, &change);
+	if (request != NULL)
+	{
+		request->recorded = true;
+		request->result_status = new.status;
+		request->result_phase = new.phase;
+	}
+
+	if (failures_follow_job(catalog, &old, &new))
+	{
+		Request		recovery;
+
+		request_init(&recovery, EDGE_EVENT, EV_RECOVERED, new.id);
+		recovery.actor = request_actor();
+		job_change(catalog, &recovery);
+		if (request != NULL && recovery.recorded)
+		{
+			request->result_status = recovery.result_status;
+			request->result_phase = recovery.result_phase;
+		}
+	}
+}
+
+/*
  * dms_job_record: AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on dms_job.
- * Records the change, announces it, and keeps the job's failure rows in step.
+ * Records the change, announces it, and applies its follow-up.
  */
 Datum
 dms_job_record(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Catalog    *catalog;
-	TupleDesc	desc;
+	Relation	rel;
 	JobRow		old,
 				new;
 	Change		change = {0};
@@ -249,44 +238,34 @@ dms_job_record(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		elog(ERROR, "dms_job_record: must be fired after, for each row");
 
-	catalog = catalog_for_relation(trigdata->tg_relation);
-	desc = RelationGetDescr(trigdata->tg_relation);
+	rel = trigdata->tg_relation;
+	catalog = catalog_for_relation(rel);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
 		/* a job loaded by COPY FROM brings its history rows along */
-		if (request_loading_rows(trigdata->tg_relation))
+		if (request_loading_rows(rel))
 			return PointerGetDatum(NULL);
-		job_row_read(catalog, desc, trigdata->tg_trigtuple, &new);
+		job_row_read(catalog, rel, trigdata->tg_trigtuple, &new);
 		change.cause = "create";
 		change.to = &new;
 		record_change(catalog, &change);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		job_row_read(catalog, desc, trigdata->tg_trigtuple, &old);
+		Request    *request;
+
+		job_row_read(catalog, rel, trigdata->tg_trigtuple, &old);
 		change.cause = action_names[ACT_DELETE];
 		change.from = &old;
 		record_change(catalog, &change);
+		request = request_for_job(old.id);
+		if (request != NULL)
+			request->recorded = true;
 	}
 	else
-		job_record_update(catalog, desc, trigdata->tg_trigtuple, trigdata->tg_newtuple);
+		record_update(catalog, rel, trigdata->tg_trigtuple, trigdata->tg_newtuple);
 	return PointerGetDatum(NULL);
-}
-
-/* After an UPDATE of a job: its history row and notification, and its failure rows. */
-void
-job_record_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
-{
-	JobRow		old,
-				new;
-	Change		change = {0};
-
-	job_row_read(catalog, desc, oldtuple, &old);
-	job_row_read(catalog, desc, newtuple, &new);
-	if (update_change(desc, oldtuple, &old, newtuple, &new, &change))
-		record_change(catalog, &change);
-	failures_follow_job(catalog, &old, &new);
 }
 
 /*

@@ -1,10 +1,11 @@
 /*
- * src/job.h: a dms_job row as the triggers read it, and how an UPDATE of it is judged.
+ * src/job.h: a dms_job row as the triggers read it, how an UPDATE of it is judged, and how a job changes.
  */
 #ifndef DMS_JOB_H
 #define DMS_JOB_H
 
 #include "catalog.h"
+#include "columns.h"
 #include "request.h"
 
 typedef struct JobRow
@@ -41,24 +42,24 @@ typedef struct UpdateJudgement
 	bool		name_changed;
 } UpdateJudgement;
 
-extern void job_row_read(Catalog *catalog, TupleDesc desc, HeapTuple tuple, JobRow *row);
-extern void judge_update(TupleDesc desc, HeapTuple oldtuple, const JobRow *old,
+/* guard.c: reading and judging rows of dms_job */
+extern void job_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, JobRow *row);
+extern void judge_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *old,
 						 HeapTuple newtuple, const JobRow *new, bool guarded,
 						 UpdateJudgement *out);
 extern const char *request_cause(const Request *request);
 extern bool text_array_contains(Datum array, const char *value);
 
-/* guard.c: the row an action or event makes of a job's row */
-extern HeapTuple guard_requested_change(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple);
+/*
+ * change.c: a job's creation, change and deletion, each one write of its
+ * row through the executor, with the request pushed for the triggers.
+ */
+extern Datum job_create(Catalog *catalog, Datum name, Datum migration_type, Datum databases,
+						bool databases_null, Datum dump_parallelism, bool *created);
+extern void job_change(Catalog *catalog, Request *request);
+extern bool job_delete(Catalog *catalog, Request *request);
 
-/* history.c: the history row, notification and failure rows of an UPDATE */
-extern void job_record_update(Catalog *catalog, TupleDesc desc, HeapTuple oldtuple,
-							  HeapTuple newtuple);
-
-/* update.c: an action's change of a job's row, made without the executor */
-extern Datum job_change(Catalog *catalog, Request *request, int result_column);
-
-/* failures.c: what a change of a job does to its failure rows */
-extern void failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new);
+/* failures.c: the follow-up of a change of a job, for its failure rows */
+extern bool failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new);
 
 #endif							/* DMS_JOB_H */

@@ -41,6 +41,11 @@ typedef struct Request
 	int			parallelism;	/* DumpParallelism, for EDIT_DUMP_PARALLELISM */
 	Oid			actor;
 	const char *history_message;	/* what the guard did, for the history row */
+
+	/* What the history trigger saw the change do, and its follow-up. */
+	bool		recorded;		/* false: a user's BEFORE trigger skipped it */
+	int			result_status;	/* the job's state after the change */
+	int			result_phase;
 	struct Request *outer;
 } Request;
 
