@@ -29,7 +29,10 @@
 # notifications), hold the same rows (timestamps aside), agree with its
 # history, have taken every edge, and have sent exactly one notification per
 # history row; the server log shows no crash and no internal error (XX000).
-# Then ALTER EXTENSION ... UPDATE: the catalog is the reference's, no row
+# Then ALTER EXTENSION ... UPDATE (in the plain variant while another
+# session that ran the library on V stays open and goes on after it; in the
+# variants with user columns, in the middle of such a session, a recovery
+# rolled back before it and done after it): the catalog is the reference's, no row
 # changed, and one more script prints and writes what the reference does.
 
 use strict;
@@ -241,6 +244,24 @@ SELECT 'new job: ' || (dms_create_job('user columns', 'continuous', ARRAY['a']) 
 RESET ROLE;
 SELECT 'running cdc: ' || status || '/' || phase || ' ' || note || ' ' || score FROM dms_job WHERE name = 'running cdc';
 SELECT 'notes: ' || string_agg(DISTINCT note, ', ') FROM dms_job WHERE name <> 'running cdc';
+};
+
+# A session that runs the library on the old version, then updates the
+# extension (%s: the ALTER EXTENSION, nothing in the reference) and goes on.
+my $across_update_sql = walk_function_sql() . q{
+SELECT dms_create_job('across', 'continuous', ARRAY['a', 'b', 'c']);
+SELECT pg_temp.walk('across', ARRAY['start', 'started', 'dump_completed', 'failed|a: broken|a', 'failed|b: broken|b']);
+SET ROLE alice;
+SELECT 'across, remove a: ' || dms_remove_database(id, 'a') FROM dms_job WHERE name = 'across';
+BEGIN;
+SELECT 'across, rolled back, remove b: ' || dms_remove_database(id, 'b') FROM dms_job WHERE name = 'across';
+ROLLBACK;
+RESET ROLE;
+%s
+SET ROLE alice;
+SELECT 'across, remove b: ' || dms_remove_database(id, 'b') FROM dms_job WHERE name = 'across';
+SELECT 'across, stop: ' || dms_stop(id) FROM dms_job WHERE name = 'across';
+RESET ROLE;
 };
 
 # After the update.
@@ -605,22 +626,82 @@ SELECT j.name || '|' || j.status || '|' || j.phase || '|' || j.databases::text |
 		my @internal = ($log =~ /^.*ERROR:  XX000: .*$/mg);
 		is(join("\n", @internal), '', "$how: no internal error (XX000) in the server log");
 
-		# ALTER EXTENSION ... UPDATE.
-		my $cols = table_columns($node, $v);
-		my $before = data_texts($node, $v, $cols);
-		my ($ret, $stdout, $stderr) =
-		  $node->psql($v, "ALTER EXTENSION $ext UPDATE", on_error_stop => 1);
-		is($ret, 0, "$how: ALTER EXTENSION $ext UPDATE succeeds") or diag($stderr);
+		# ALTER EXTENSION ... UPDATE: in the plain variant by itself, so that
+		# every row and sequence can be compared with before; in the others
+		# in the middle of a session that has run the library on V (its
+		# prepared statements, and a transaction rolled back).
+		$max_history = $node->safe_psql($v, 'SELECT coalesce(max(id), 0) FROM dms_job_history');
+		if ($vname eq 'plain')
+		{
+			# Another session, open across the update, has run the library
+			# on V before it and goes on after it; the reference runs the
+			# same calls.
+			my @bg_before = (
+				walk_function_sql(),
+				"SELECT dms_create_job('open session', 'continuous', ARRAY['a', 'b', 'c'])",
+				"SELECT pg_temp.walk('open session', ARRAY['start', 'started', 'dump_completed', 'failed|a: broken|a', 'failed|b: broken|b'])",
+				'SET ROLE alice',
+				"SELECT dms_remove_database(id, 'a') FROM dms_job WHERE name = 'open session'");
+			my @bg_after = (
+				"SELECT dms_remove_database(id, 'b') FROM dms_job WHERE name = 'open session'",
+				"SELECT dms_stop(id) FROM dms_job WHERE name = 'open session'");
+			my $bg = $node->background_psql($v, on_error_stop => 1);
+			$bg->query_safe($_) foreach @bg_before;
+			$node->safe_psql($ref, join(";\n", @bg_before, @bg_after));
+
+			my $cols = table_columns($node, $v);
+			my $before = data_texts($node, $v, $cols);
+			my ($ret, $stdout, $stderr) =
+			  $node->psql($v, "ALTER EXTENSION $ext UPDATE", on_error_stop => 1);
+			is($ret, 0, "$how: ALTER EXTENSION $ext UPDATE succeeds") or diag($stderr);
+			my $after = data_texts($node, $v, $cols);
+			foreach my $name (sort keys %$before)
+			{
+				is($after->{$name}, $before->{$name}, "$how, updated: $name is as before the update");
+			}
+
+			is(join('|', map { $bg->query_safe($_) } @bg_after),
+				'running|stopping',
+				"$how, updated in another session: the open session's calls work after it");
+			$bg->quit;
+			is(history_of($v, 'open session', 6, 1),
+				join("\n",
+					'edit|failed/cdc|failed/cdc|a|alice',
+					'edit|failed/cdc|failed/cdc|b|alice',
+					'recovered|failed/cdc|running/cdc|alice',
+					'stop|running/cdc|stopping/cdc|alice'),
+				"$how, updated in another session: ... with one recovery");
+			$max_history = $node->safe_psql($v, 'SELECT coalesce(max(id), 0) FROM dms_job_history');
+		}
+		else
+		{
+			my ($out, $err) = run_script($v, sprintf($across_update_sql, "ALTER EXTENSION $ext UPDATE;"));
+			my ($ref_out, $ref_err) = run_script($ref, sprintf($across_update_sql, ''));
+			is(without_pids($out), without_pids($ref_out),
+				"$how, updated within a session: the results and notifications are the reference's");
+			is($err, $ref_err, "$how, updated within a session: the errors are the reference's");
+			is( join("\n", grep { /^[a-z].*: / && !/^Asynchronous/ } split /\n/, $out),
+				join("\n",
+					'across, remove a: failed',
+					'across, rolled back, remove b: running',
+					'across, remove b: running',
+					'across, stop: stopping'),
+				"$how, updated within a session: the calls before and after the update work");
+			is(history_of($v, 'across', 6, 1),
+				join("\n",
+					'edit|failed/cdc|failed/cdc|a|alice',
+					'edit|failed/cdc|failed/cdc|b|alice',
+					'recovered|failed/cdc|running/cdc|alice',
+					'stop|running/cdc|stopping/cdc|alice'),
+				"$how, updated within a session: one recovery, after the update");
+			notifications_match_history($v, $max_history, [$out], "$how, updated within a session");
+			$max_history = $node->safe_psql($v, 'SELECT coalesce(max(id), 0) FROM dms_job_history');
+		}
 		is($node->safe_psql($v, "SELECT extversion FROM pg_extension WHERE extname = '$ext'"),
 			$default, "$how: the database is at $default");
 		catalogs_equal(describe_catalog($node, $v),
 			describe_catalog($node, $ref),
 			"$how, updated", "a fresh install with the same user columns");
-		my $after = data_texts($node, $v, $cols);
-		foreach my $name (sort keys %$before)
-		{
-			is($after->{$name}, $before->{$name}, "$how, updated: $name is as before the update");
-		}
 
 		$max_history = $node->safe_psql($v, 'SELECT coalesce(max(id), 0) FROM dms_job_history');
 		($out) = run_both($v, $ref, 'after the update', $after_update_sql, "$how, updated");
