@@ -18,7 +18,7 @@ OBJS = \
 
 DATA = $(wildcard sql/dms_lifecycle--*.sql)
 
-REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview random_walk
+REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview ordinary_tables random_walk
 REGRESS_OPTS = --load-extension=plpgsql
 
 ISOLATION = notify races
@@ -32,15 +32,16 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # The test command adds -Werror (COPT=-Werror); a user's build does not stop on a new warning.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 
-# Every object depends on the headers (PGXS tracks no header dependencies).
-$(OBJS): $(wildcard src/*.h)
-
 # No JIT bitcode: the functions are small, and the build then needs no clang.
 override with_llvm = no
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the headers (PGXS tracks no header dependencies).  After PGXS,
+# so that "all" stays the default goal.
+$(OBJS): $(wildcard src/*.h)
 
 # After PGXS, which sets it empty: -v prints a line per TAP test, which scripts/test counts.
 PROVE_FLAGS = -v

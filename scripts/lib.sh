@@ -31,7 +31,7 @@ scratch_build() {
         tar -C "$work" -xf -
     chown -R postgres: "$work"
     chmod 755 "$work"
-    runuser -u postgres -- make -C "$work" -s all "$@" >&2
+    runuser -u postgres -- make -C "$work" -s "$@" >&2
     make -C "$work" -s install >&2
     echo "$work"
 }

@@ -198,8 +198,13 @@ layout_build(Catalog *catalog, TableId table, Relation rel)
 		if (known)
 			continue;
 		layout->defaulted[layout->ndefaulted] = att->attnum;
+#if PG_VERSION_NUM >= 170000
+		layout->identity[layout->ndefaulted] = att->attidentity ?
+			getIdentitySequence(rel, att->attnum, false) : InvalidOid;
+#else
 		layout->identity[layout->ndefaulted] = att->attidentity ?
 			getIdentitySequence(RelationGetRelid(rel), att->attnum, false) : InvalidOid;
+#endif
 		layout->ndefaulted++;
 	}
 	MemoryContextSwitchTo(old);

@@ -71,14 +71,15 @@ notify_change(const Change *change, int64 job_id, const char *job_name, const ch
 /*
  * Appends one row to dms_job_history through the executor, as the tables'
  * owner: the history's own triggers (a user's that ships rows elsewhere),
- * constraints and indexes apply.  Returns the row's id.
+ * constraints and indexes apply.  Returns false if a BEFORE trigger skipped
+ * the row, else sets *id to the row's id.
  */
-static int64
-history_append(Catalog *catalog, const Datum *columns, const bool *nulls)
+static bool
+history_append(Catalog *catalog, const Datum *columns, const bool *nulls, int64 *id)
 {
 	OwnerSwitch sw;
 	RowWrite	w;
-	int64		id = 0;
+	bool		inserted;
 	bool		isnull;
 
 	owner_switch_begin(catalog, &sw);
@@ -87,16 +88,16 @@ history_append(Catalog *catalog, const Datum *columns, const bool *nulls)
 	for (int c = 0; c < N_HISTORY_COLUMN; c++)
 		if (c != HISTORY_ID)
 			row_set(&w, c, columns[c], nulls[c]);
-	if (row_insert(&w))
+	inserted = row_insert(&w);
+	if (inserted)
 	{
 		Datum		value = row_get(w.row, w.layout, HISTORY_ID, &isnull);
 
-		if (!isnull)
-			id = DatumGetInt64(value);
+		*id = isnull ? 0 : DatumGetInt64(value);
 	}
 	row_write_end(&w);
 	owner_switch_end(&sw);
-	return id;
+	return inserted;
 }
 
 static void
@@ -141,8 +142,9 @@ record_change(Catalog *catalog, const Change *change)
 	columns[HISTORY_OCCURRED_AT] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
-	history_id = history_append(catalog, columns, nulls);
-	notify_change(change, job->id, TextDatumGetCString(job->name), actor, history_id);
+	/* a BEFORE trigger of the user's may skip the row: nothing to announce then */
+	if (history_append(catalog, columns, nulls, &history_id))
+		notify_change(change, job->id, TextDatumGetCString(job->name), actor, history_id);
 }
 
 /* What an UPDATE of a job did: the request's cause, or the edge named by the change. */

@@ -63,7 +63,13 @@ row_write_begin(RowWrite *w, Catalog *catalog, TableId table, const char *comman
 	rte->relid = relid;
 	rte->relkind = w->rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
+#if PG_VERSION_NUM >= 180000
+	ExecInitRangeTable(w->estate, list_make1(rte), NIL, bms_make_singleton(1));
+#elif PG_VERSION_NUM >= 160000
+	ExecInitRangeTable(w->estate, list_make1(rte), NIL);
+#else
 	ExecInitRangeTable(w->estate, list_make1(rte));
+#endif
 
 	w->info = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->info, w->rel, 1, NULL, 0);
@@ -72,7 +78,11 @@ row_write_begin(RowWrite *w, Catalog *catalog, TableId table, const char *comman
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->estate->es_snapshot = GetActiveSnapshot();
 	ExecOpenIndices(w->info, false);
+#if PG_VERSION_NUM >= 160000
+	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1, NIL);
+#else
 	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1);
+#endif
 
 	w->found = table_slot_create(w->rel, &w->estate->es_tupleTable);
 	w->row = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel), &TTSOpsVirtual);
@@ -131,7 +141,11 @@ row_find_job(RowWrite *w, int64 job_id, LockTupleMode mode)
 	TM_Result	result;
 
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(job_id));
+#if PG_VERSION_NUM >= 180000
+	scan = index_beginscan(w->rel, index, snapshot, NULL, 1, 0);
+#else
 	scan = index_beginscan(w->rel, index, snapshot, 1, 0);
+#endif
 	index_rescan(scan, &key, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, w->found);
 	index_endscan(scan);
