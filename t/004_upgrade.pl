@@ -1,22 +1,28 @@
 # t/004_upgrade.pl: ALTER EXTENSION dms_lifecycle UPDATE from every earlier
-# version gives the extension of a fresh install, and keeps the jobs.
+# version gives the extension of a fresh install, and keeps the jobs (SPEC 11).
 #
 # For every version V that pg_available_extension_versions lists for
 # dms_lifecycle, other than the default version and 'plpgsql' (the PL/pgSQL
-# twin of bench/, which no update path joins):
+# twin of bench/, which no update path joins) -- today 1.0, updated to 1.1:
 #   - CREATE EXTENSION dms_lifecycle VERSION V, jobs in every state through
-#     the API (DmsTest::populate_sql), then ALTER EXTENSION ... UPDATE;
-#   - the extension's objects (members, types, tables with their columns,
-#     constraints, indexes and sequences, triggers, functions with their
-#     signatures and bodies, the view's definition, comments, owners and
-#     ACLs) are those of a fresh install of the default version in another
-#     database, category by category;
+#     the API (DmsTest::populate_sql; the library is the default version's,
+#     so this already runs an old database on the new library, which
+#     t/005_old_version.pl examines in depth);
+#   - before the update, the comparison sees how V differs from a fresh
+#     install (for 1.0: the trigger dms_failure_removed and its function,
+#     with its comment and ACL, and the comments of dms_job_record and
+#     dms_failure_guard), so that the equality after it means something;
+#   - ALTER EXTENSION ... UPDATE; the extension's objects (members, types,
+#     tables with their columns, constraints, indexes and sequences,
+#     triggers, functions with their signatures and bodies, the view's
+#     definition, comments, owners and ACLs) are those of a fresh install of
+#     the default version in another database, category by category;
 #   - every job, failure and history row is as it was (the columns V had),
 #     the id sequences did not move back, and the lifecycle still works:
-#     actions, events, notifications, refusals.
+#     actions, events, notifications, refusals, and the recovery of a failed
+#     job whose last failed database leaves the migration.
 #
-# While the default version is the only one, the loop has nothing to do.
-# The test then checks what holds the day an earlier version appears:
+# Besides:
 #   - the scripts in sql/ are those installed, every version they name is
 #     available, and every update script lies on a path to the default
 #     version, from a version that can still be installed;
@@ -25,6 +31,9 @@
 #   - ALTER EXTENSION ... UPDATE on the default version is a no-op: the
 #     catalog, the jobs and the behaviour are those of before, and of a
 #     fresh install.
+#
+# The catalog queries live in t/DmsCatalog.pm, shared with
+# t/005_old_version.pl.
 
 use strict;
 use warnings FATAL => 'all';
@@ -38,323 +47,18 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use DmsTest;
+use DmsCatalog;
 
 my $ext = 'dms_lifecycle';
 my $tree = "$FindBin::RealBin/..";
+
+my @categories = catalog_categories();
 
 my $node = PostgreSQL::Test::Cluster->new('upgrade');
 $node->init;
 $node->start;
 $node->safe_psql('postgres', 'CREATE ROLE alice; CREATE ROLE engine;');
 
-# ---------------------------------------------------------------------
-# The catalog of the extension, category by category: sorted text lines
-# that name objects by name, never by OID.
-# ---------------------------------------------------------------------
-
-# The extension's members, and the relations among them.
-my $cte = qq{
-WITH ext AS (SELECT oid, extnamespace FROM pg_extension WHERE extname = '$ext'),
-members AS (
-    SELECT d.classid, d.objid, d.objsubid
-      FROM pg_depend d, ext
-     WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'),
-rels AS (
-    SELECT c.oid, c.relname, c.relkind, c.relowner, c.relacl
-      FROM members m JOIN pg_class c ON c.oid = m.objid
-     WHERE m.classid = 'pg_class'::regclass),
-procs AS (
-    SELECT p.oid, p.prokind, p.proowner, p.proacl
-      FROM members m JOIN pg_proc p ON p.oid = m.objid
-     WHERE m.classid = 'pg_proc'::regclass),
-types AS (
-    SELECT t.oid, t.typtype, t.typowner, t.typacl, t.typrelid, t.typbasetype
-      FROM members m JOIN pg_type t ON t.oid = m.objid
-     WHERE m.classid = 'pg_type'::regclass),
--- members, and the columns, constraints, indexes, triggers, policies and
--- rules of member relations: what a comment or an initial privilege may
--- be attached to
-objs AS (
-    SELECT classid, objid, objsubid FROM members
-    UNION ALL SELECT 'pg_class'::regclass, a.attrelid, a.attnum
-      FROM pg_attribute a JOIN rels r ON r.oid = a.attrelid
-     WHERE a.attnum > 0 AND NOT a.attisdropped
-    UNION ALL SELECT 'pg_constraint'::regclass, c.oid, 0
-      FROM pg_constraint c WHERE c.conrelid IN (SELECT oid FROM rels)
-                              OR c.contypid IN (SELECT oid FROM types)
-    UNION ALL SELECT 'pg_class'::regclass, i.indexrelid, 0
-      FROM pg_index i JOIN rels r ON r.oid = i.indrelid
-    UNION ALL SELECT 'pg_trigger'::regclass, t.oid, 0
-      FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid WHERE NOT t.tgisinternal
-    UNION ALL SELECT 'pg_policy'::regclass, p.oid, 0
-      FROM pg_policy p JOIN rels r ON r.oid = p.polrelid
-    UNION ALL SELECT 'pg_rewrite'::regclass, w.oid, 0
-      FROM pg_rewrite w JOIN rels r ON r.oid = w.ev_class)
-};
-
-# An ACL with PostgreSQL's default for NULL, its items sorted.
-sub acl_sql
-{
-	my ($acl, $kind, $owner) = @_;
-	return
-	  "(SELECT string_agg(a::text, ' ' ORDER BY a::text) FROM unnest(coalesce($acl, acldefault('$kind', $owner))) a)";
-}
-
-my %catalog_sql = (
-	'extension properties' => qq{
-SELECT format('extension %s %s, schema %s, relocatable %s, comment %L',
-              e.extname, e.extversion, e.extnamespace::regnamespace, e.extrelocatable,
-              obj_description(e.oid, 'pg_extension'))
-  FROM pg_extension e WHERE e.extname = '$ext'
-UNION ALL
-SELECT format('configuration table %s, condition %L', c.tab::regclass, c.cond)
-  FROM pg_extension e, unnest(e.extconfig, e.extcondition) c(tab, cond)
- WHERE e.extname = '$ext'
-ORDER BY 1},
-
-	members => qq{$cte
-SELECT pg_describe_object(classid, objid, objsubid) FROM members ORDER BY 1},
-
-	types => qq{$cte
-SELECT format('type %s: typtype %s', t.oid::regtype, t.typtype)
-  FROM types t
-UNION ALL
-SELECT format('enum %s: %s', t.oid::regtype, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder))
-  FROM types t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.oid
-UNION ALL
-SELECT format('domain %s over %s, not null %s, default %s',
-              t.oid::regtype, t.typbasetype::regtype, d.typnotnull, d.typdefault)
-  FROM types t JOIN pg_type d ON d.oid = t.oid WHERE t.typtype = 'd'
-UNION ALL
-SELECT format('composite %s, attribute %s: %s %s', t.oid::regtype, a.attnum, a.attname,
-              format_type(a.atttypid, a.atttypmod))
-  FROM types t JOIN pg_attribute a ON a.attrelid = t.typrelid
- WHERE t.typtype = 'c' AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY 1},
-
-	relations => qq{$cte
-SELECT format('relation %s: kind %s, persistence %s, options %s, row security %s/%s, replica identity %s',
-              c.oid::regclass, c.relkind, c.relpersistence, c.reloptions,
-              c.relrowsecurity, c.relforcerowsecurity, c.relreplident)
-  FROM rels r JOIN pg_class c ON c.oid = r.oid
-UNION ALL
--- columns, by position among the live columns (an upgrade that adds a
--- column puts it last, a fresh install may not)
-SELECT format('column %s.%s at %s: %s, not null %s, default %s, identity %L, generated %L, collation %s, storage %s, options %s',
-              a.attrelid::regclass, a.attname,
-              row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum),
-              format_type(a.atttypid, a.atttypmod), a.attnotnull,
-              pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-              CASE WHEN a.attcollation <> 0 THEN a.attcollation::regcollation::text END,
-              a.attstorage,
-              -- this server marks every column with a pg_attver option whose
-              -- value differs from one database to the next
-              array(SELECT o FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\\_attver=%' ORDER BY o))
-  FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid
-  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
- WHERE r.relkind <> 'S' AND a.attnum > 0 AND NOT a.attisdropped
-UNION ALL
-SELECT format('constraint %s on %s: %s', c.conname,
-              coalesce(c.conrelid::regclass::text, c.contypid::regtype::text),
-              pg_get_constraintdef(c.oid, true))
-  FROM pg_constraint c
- WHERE c.conrelid IN (SELECT oid FROM rels) OR c.contypid IN (SELECT oid FROM types)
-UNION ALL
-SELECT format('index %s: %s, replica identity %s, clustered %s',
-              i.indexrelid::regclass, pg_get_indexdef(i.indexrelid), i.indisreplident, i.indisclustered)
-  FROM rels r JOIN pg_index i ON i.indrelid = r.oid
-UNION ALL
-SELECT format('sequence %s: %s from %s by %s, %s to %s, cache %s, cycle %s',
-              s.seqrelid::regclass, s.seqtypid::regtype, s.seqstart, s.seqincrement,
-              s.seqmin, s.seqmax, s.seqcache, s.seqcycle)
-  FROM rels r JOIN pg_sequence s ON s.seqrelid = r.oid
-UNION ALL
-SELECT format('sequence %s owned by %s.%s (%s)', d.objid::regclass, d.refobjid::regclass,
-              a.attname, d.deptype)
-  FROM rels r
-  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = r.oid
-                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
- WHERE r.relkind = 'S'
-UNION ALL
-SELECT format('policy %s on %s: %s %s to %s using %s with check %s', p.polname, p.polrelid::regclass,
-              p.polcmd, p.polpermissive, p.polroles::regrole[],
-              pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
-  FROM rels r JOIN pg_policy p ON p.polrelid = r.oid
-UNION ALL
-SELECT format('rule %s on %s: %s', w.rulename, w.ev_class::regclass, pg_get_ruledef(w.oid, true))
-  FROM rels r JOIN pg_rewrite w ON w.ev_class = r.oid
- WHERE w.rulename <> '_RETURN'
-ORDER BY 1},
-
-	triggers => qq{$cte
-SELECT format('trigger %s on %s, enabled %s: %s', t.tgname, t.tgrelid::regclass, t.tgenabled,
-              pg_get_triggerdef(t.oid, true))
-  FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid
- WHERE NOT t.tgisinternal
-UNION ALL
-SELECT format('event trigger %s on %s, enabled %s, tags %s: %s', e.evtname, e.evtevent,
-              e.evtenabled, e.evttags, e.evtfoid::regprocedure)
-  FROM members m JOIN pg_event_trigger e ON e.oid = m.objid
- WHERE m.classid = 'pg_event_trigger'::regclass
-ORDER BY 1},
-
-	# pg_get_functiondef: the signature, result, language, volatility,
-	# strictness, security, parallel safety, cost, settings and body (on
-	# one line: its newlines shown as \n, so that a difference names the
-	# function).
-	functions => qq{$cte
-SELECT CASE WHEN p.prokind = 'a'
-            THEN format('aggregate %s', p.oid::regprocedure)
-            ELSE replace(pg_get_functiondef(p.oid), chr(10), '\\n') END
-  FROM procs p
-UNION ALL
-SELECT format('cast (%s AS %s) with %s, context %s, method %s', c.castsource::regtype,
-              c.casttarget::regtype, c.castfunc::regprocedure, c.castcontext, c.castmethod)
-  FROM members m JOIN pg_cast c ON c.oid = m.objid WHERE m.classid = 'pg_cast'::regclass
-UNION ALL
-SELECT format('operator %s: %s', o.oid::regoperator, o.oprcode::regprocedure)
-  FROM members m JOIN pg_operator o ON o.oid = m.objid WHERE m.classid = 'pg_operator'::regclass
-ORDER BY 1},
-
-	views => qq{$cte
-SELECT format('view %s (%s):%s', r.oid::regclass, r.relkind,
-              replace(pg_get_viewdef(r.oid, true), chr(10), '\\n'))
-  FROM rels r WHERE r.relkind IN ('v', 'm')
-ORDER BY 1},
-
-	comments => qq{$cte
-SELECT format('%s: %s', pg_describe_object(o.classid, o.objid, o.objsubid),
-              replace(d.description, chr(10), '\\n'))
-  FROM objs o
-  JOIN pg_description d ON d.classoid = o.classid AND d.objoid = o.objid AND d.objsubid = o.objsubid
-ORDER BY 1},
-
-	acls => qq{$cte
-SELECT format('%s owned by %s: %s', r.oid::regclass, r.relowner::regrole,
-              @{[acl_sql('r.relacl', 'r', 'r.relowner')]})
-  FROM rels r WHERE r.relkind <> 'S'
-UNION ALL
-SELECT format('sequence %s owned by %s: %s', r.oid::regclass, r.relowner::regrole,
-              @{[acl_sql('r.relacl', 's', 'r.relowner')]})
-  FROM rels r WHERE r.relkind = 'S'
-UNION ALL
-SELECT format('column %s.%s: %s', a.attrelid::regclass, a.attname,
-              (SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x))
-  FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid
- WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
-UNION ALL
-SELECT format('function %s owned by %s: %s', p.oid::regprocedure, p.proowner::regrole,
-              @{[acl_sql('p.proacl', 'f', 'p.proowner')]})
-  FROM procs p
-UNION ALL
-SELECT format('type %s owned by %s: %s', t.oid::regtype, t.typowner::regrole,
-              @{[acl_sql('t.typacl', 'T', 't.typowner')]})
-  FROM types t
-UNION ALL
-SELECT format('schema %s owned by %s: %s', n.nspname, n.nspowner::regrole,
-              @{[acl_sql('n.nspacl', 'n', 'n.nspowner')]})
-  FROM ext JOIN pg_namespace n ON n.oid = ext.extnamespace
-UNION ALL
-SELECT format('initial privileges (%s) of %s: %s', i.privtype,
-              pg_describe_object(i.classoid, i.objoid, i.objsubid),
-              (SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(i.initprivs) x))
-  FROM objs o
-  JOIN pg_init_privs i ON i.classoid = o.classid AND i.objoid = o.objid AND i.objsubid = o.objsubid
-ORDER BY 1});
-
-my @categories = sort keys %catalog_sql;
-
-# The catalog of the extension in $db, as { category => text }.  $prefix
-# and $suffix run around each query in one session (to alter the catalog
-# in a transaction that rolls back).
-sub describe_catalog
-{
-	my ($db, $prefix, $suffix) = @_;
-	$prefix //= '';
-	$suffix //= '';
-	my %c;
-	foreach my $category (@categories)
-	{
-		$c{$category} = $node->safe_psql($db,
-			"$prefix\n$catalog_sql{$category};\n$suffix");
-	}
-	return \%c;
-}
-
-# The lines of $want missing from $got, and the lines of $got that $want
-# lacks, as text ('' when both hold the same lines in the same order).
-sub differences
-{
-	my ($got, $want) = @_;
-	return '' if $got eq $want;
-	my (%count, @d);
-	$count{$_}++ foreach split /\n/, $want;
-	$count{$_}-- foreach split /\n/, $got;
-	foreach my $line (sort keys %count)
-	{
-		push @d, "missing:    $line" if $count{$line} > 0;
-		push @d, "unexpected: $line" if $count{$line} < 0;
-	}
-	return @d ? join("\n", @d) : 'the same lines in another order';
-}
-
-# Compares two catalogs category by category; $reference names $want.
-sub catalogs_equal
-{
-	my ($got, $want, $how, $reference) = @_;
-	foreach my $category (@categories)
-	{
-		is(differences($got->{$category}, $want->{$category}),
-			'', "$how: the $category are those of $reference");
-	}
-}
-
-# ---------------------------------------------------------------------
-# Data: the rows of the tables (the columns they have now) and the
-# positions of the sequences.
-# ---------------------------------------------------------------------
-
-# { table => [columns] } for the extension's tables in $db.
-sub table_columns
-{
-	my ($db) = @_;
-	my %cols;
-	foreach my $line (
-		split /\n/,
-		$node->safe_psql(
-			$db, qq{$cte
-SELECT r.relname || '|' || string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum)
-  FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid
- WHERE r.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
- GROUP BY r.relname}))
-	{
-		my ($table, $list) = split /\|/, $line, 2;
-		$cols{$table} = $list;
-	}
-	return \%cols;
-}
-
-# The rows of each table (only the columns of $cols), and each sequence's
-# position, as { name => text }.
-sub data_texts
-{
-	my ($db, $cols) = @_;
-	my %t;
-	foreach my $table (sort keys %$cols)
-	{
-		$t{$table} = $node->safe_psql($db,
-			"SELECT row($cols->{$table})::text FROM $table ORDER BY 1");
-	}
-	foreach my $seq (
-		split /\n/,
-		$node->safe_psql(
-			$db, qq{$cte SELECT relname FROM rels WHERE relkind = 'S' ORDER BY 1}))
-	{
-		$t{$seq} = $node->safe_psql($db, "SELECT last_value || ' ' || is_called FROM $seq");
-	}
-	return \%t;
-}
 
 # ---------------------------------------------------------------------
 # Behaviour after an update.
@@ -464,6 +168,47 @@ SELECT f.database_name || '|' || f.phase || '|' || f.error_message
 		'sales|cdc|sales: gone',
 		"$how: ... which records its failure row");
 
+	# A failed job whose failed databases leave the migration one by one:
+	# the first removal is an edit, the last one an edit and then the edge
+	# "recovered" back to the phase the job failed in, once.
+	$max_history_id = $node->safe_psql($db, 'SELECT max(id) FROM dms_job_history');
+	$out = $node->safe_psql(
+		$db, q{
+LISTEN dms_lifecycle;
+SET ROLE alice;
+SELECT dms_remove_database(id, 'sales') FROM dms_job WHERE name = 'failed cdc dbs';
+SELECT dms_remove_database(id, 'stock') FROM dms_job WHERE name = 'failed cdc dbs';
+});
+	is( join('|', grep { !/^Asynchronous notification/ } split /\n/, $out),
+		'failed|running',
+		"$how: removing a failed database leaves the job failed, removing the last one returns running"
+	);
+	is( $node->safe_psql(
+			$db, qq{
+SELECT concat_ws('|', h.cause, h.from_status, h.from_phase, h.to_status, h.to_phase, h.actor)
+  FROM dms_job_history h JOIN dms_job j ON j.id = h.job_id
+ WHERE j.name = 'failed cdc dbs' AND h.id > $max_history_id ORDER BY h.id}),
+		join("\n",
+			'edit|failed|cdc|failed|cdc|alice',
+			'edit|failed|cdc|failed|cdc|alice',
+			'recovered|failed|cdc|running|cdc|alice'),
+		"$how: ... with history rows edit, edit, recovered");
+	is_deeply(
+		[ map { "$_->{name}|$_->{cause}|$_->{to_status}" } notifications($out) ],
+		[
+			'failed cdc dbs|edit|failed',
+			'failed cdc dbs|edit|failed',
+			'failed cdc dbs|recovered|running'
+		],
+		"$how: ... and one notification each");
+	is( $node->safe_psql(
+			$db, q{
+SELECT j.status || '|' || j.phase || '|' || j.databases::text || '|'
+       || (SELECT count(*) FROM dms_job_failure f WHERE f.job_id = j.id)
+  FROM dms_job j WHERE j.name = 'failed cdc dbs'}),
+		'running|cdc|{hr}|0',
+		"$how: ... and the job runs in CDC with no failure row");
+
 	my $max_job_id = $node->safe_psql($db,
 		'SELECT greatest((SELECT max(id) FROM dms_job), (SELECT max(job_id) FROM dms_job_history))');
 	my $new_id = $node->safe_psql($db,
@@ -483,9 +228,9 @@ sub check_update
 	my ($db, $from, $default, $fresh) = @_;
 	my $how = "update from $from";
 
-	my $cols = table_columns($db);
-	my $before = data_texts($db, $cols);
-	my $catalog_before = describe_catalog($db);
+	my $cols = table_columns($node, $db);
+	my $before = data_texts($node, $db, $cols);
+	my $catalog_before = describe_catalog($node, $db);
 
 	my ($ret, $stdout, $stderr) =
 	  $node->psql($db, "ALTER EXTENSION $ext UPDATE", on_error_stop => 1);
@@ -494,15 +239,15 @@ sub check_update
 	{
 		like($stderr, qr/version "\Q$default\E" of extension "$ext" is already installed/,
 			"$how: ... and says the default version is already installed");
-		catalogs_equal(describe_catalog($db), $catalog_before, "$how (a no-op)",
+		catalogs_equal(describe_catalog($node, $db), $catalog_before, "$how (a no-op)",
 			'before the update');
 	}
 	is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = '$ext'"),
 		$default, "$how: the extension is at the default version $default");
 
-	catalogs_equal(describe_catalog($db), $fresh, $how, 'a fresh install');
+	catalogs_equal(describe_catalog($node, $db), $fresh, $how, 'a fresh install');
 
-	my $after = data_texts($db, $cols);
+	my $after = data_texts($node, $db, $cols);
 	foreach my $name (sort keys %$before)
 	{
 		is($after->{$name}, $before->{$name},
@@ -547,8 +292,6 @@ foreach my $script (@tree_scripts)
 	elsif (@v == 2) { push @updates, [@v]; }
 	else { fail("$script names one version (install) or two (update)"); }
 }
-ok($install{$default}, "the install script of the default version, $ext--$default.sql, is in sql/");
-
 my %tree_versions = %install;
 $tree_versions{ $_->[0] } = $tree_versions{ $_->[1] } = 1 foreach @updates;
 
@@ -574,6 +317,16 @@ foreach my $u (@updates)
 	ok(($to eq $default || $paths{$to}), "$ext--$from--$to.sql: $to is $default or leads to it");
 }
 
+# The default version installs: from its own script, or (as 1.1, which has
+# none) CREATE EXTENSION runs the install script of an earlier version and
+# the update path from there.
+my @install_from = grep { $_ ne $default && $paths{$_} } sort keys %install;
+ok( $install{$default} || @install_from,
+	"the default version $default installs: "
+	  . ($install{$default}
+		? "$ext--$default.sql is in sql/"
+		: 'from ' . join(', ', map { "$ext--$_.sql then $paths{$_}" } @install_from)));
+
 my @earlier = grep { $_ ne $default } @available;
 foreach my $v (@earlier)
 {
@@ -591,7 +344,7 @@ my $grants = "SELECT dms_grant('alice', 'operator'); SELECT dms_grant('engine', 
 
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', "CREATE EXTENSION $ext; $grants");
-my $fresh = describe_catalog('fresh');
+my $fresh = describe_catalog($node, 'fresh');
 foreach my $category (@categories)
 {
 	isnt($fresh->{$category}, '', "a fresh install has $category to compare");
@@ -628,11 +381,11 @@ END $$}
 foreach my $category (@categories)
 {
 	my ($what, $sql) = @{ $alterations{$category} };
-	my $altered = describe_catalog('fresh', "BEGIN; $sql;", 'ROLLBACK;');
+	my $altered = describe_catalog($node, 'fresh', "BEGIN; $sql;", 'ROLLBACK;');
 	isnt(differences($altered->{$category}, $fresh->{$category}),
 		'', "the comparison of $category sees $what");
 }
-is_deeply(describe_catalog('fresh'), $fresh, 'the alterations were rolled back');
+is_deeply(describe_catalog($node, 'fresh'), $fresh, 'the alterations were rolled back');
 
 # ---------------------------------------------------------------------
 # 3. The default version updated to itself: a no-op.
@@ -652,6 +405,12 @@ if (!@earlier)
 	diag("no earlier version of $ext than $default exists yet: "
 		  . "nothing to update from; the checks above hold the ground for the first one");
 }
+# The categories of the catalog in which an earlier version differs from
+# the default version, by "from->to": the update scripts' work.  The
+# extension's properties always differ (the version).
+my %expected_differences = (
+	'1.0->1.1' => [ 'acls', 'comments', 'extension properties', 'functions', 'members', 'triggers' ]);
+
 foreach my $v (@earlier)
 {
 	(my $db = "from_$v") =~ s/[^a-z0-9_]/_/gi;
@@ -660,6 +419,39 @@ foreach my $v (@earlier)
 	is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = '$ext'"),
 		$v, "version $v installs");
 	$node->safe_psql($db, populate_sql());
+
+	# Before the update: the comparison sees what the update has to change.
+	my $old = describe_catalog($node, $db);
+	my @differ = grep { $old->{$_} ne $fresh->{$_} } @categories;
+	note("version $v differs from a fresh install of $default in: " . join(', ', @differ));
+	if ($expected_differences{"$v->$default"})
+	{
+		is_deeply(\@differ, [ sort @{ $expected_differences{"$v->$default"} } ],
+			"before the update, version $v differs from $default in the expected categories");
+	}
+	else
+	{
+		cmp_ok(scalar(@differ), '>', 1,
+			"before the update, version $v differs from $default in more than its version number");
+	}
+	if ("$v->$default" eq '1.0->1.1')
+	{
+		like($old->{triggers}, qr/^trigger dms_failure_removed on dms_job_failure, enabled O: CREATE TRIGGER dms_failure_removed AFTER DELETE ON dms_job_failure/m,
+			'version 1.0 has the trigger dms_failure_removed');
+		unlike($fresh->{triggers}, qr/dms_failure_removed/,
+			'... which 1.1 does not have');
+		like(differences($old->{members}, $fresh->{members}),
+			qr/^unexpected: function dms_failure_removed\(\)$/m,
+			'... nor its function');
+		my $comments = differences($old->{comments}, $fresh->{comments});
+		foreach my $f ('dms_job_record()', 'dms_failure_guard()')
+		{
+			ok($comments =~ /^missing:    function \Q$f\E: /m
+				  && $comments =~ /^unexpected: function \Q$f\E: /m,
+				"... and 1.1 has another comment on $f");
+		}
+	}
+
 	check_update($db, $v, $default, $fresh);
 }
 
