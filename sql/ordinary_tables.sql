@@ -592,15 +592,27 @@ SELECT h.cause, h."from", h."to"
   FROM hist h JOIN dms_job_history d USING (id) WHERE d.job_name = 'f' ORDER BY id;
 
 --------------------------------------------------------------------------
--- 7. A user's trigger fires during a call as the owner of the tables, in a
---    security-restricted operation.
+-- 7. A user's trigger fires during a call as the role that called, as it
+--    would for that role's own write: never with the owner's privileges.
 --------------------------------------------------------------------------
 
--- ord_operator may call the operator actions and nothing else: it cannot
--- read the schema ord, but the team's triggers that its calls fire run as
--- the tables' owner.  The history names ord_operator as the actor.
+-- ord_operator may call the operator actions and nothing else.  The team's
+-- triggers write into the schema ord, which ord_operator cannot use: its
+-- call fails as its own INSERT there would (42501), and changes nothing.
 CREATE ROLE ord_operator NOLOGIN;
 SELECT dms_grant('ord_operator', 'operator');
+SELECT pg_temp.snapshot() AS before \gset
+SET ROLE ord_operator;
+SELECT pg_temp.call($$SELECT dms_create_job('ops')$$) AS create_ops;
+RESET ROLE;
+SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
+
+-- The team lets operators write its logs; now the calls go through, and the
+-- triggers ran as ord_operator (as_owner false).  The history names
+-- ord_operator as the actor.
+GRANT USAGE ON SCHEMA ord TO ord_operator;
+GRANT INSERT ON ALL TABLES IN SCHEMA ord TO ord_operator;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA ord TO ord_operator;
 SELECT max(n) AS log_mark FROM ord.trigger_log \gset
 SET ROLE ord_operator;
 SELECT dms_create_job('ops') IS NOT NULL AS created_ops;
@@ -610,24 +622,42 @@ SELECT tg, name, old_value, new_value, as_owner FROM ord.trigger_log WHERE n > :
 SELECT job_name, cause, actor FROM dms_job_history WHERE job_name = 'ops' ORDER BY id;
 SELECT job_name, cause, to_status FROM ord.shipped WHERE job_name = 'ops' ORDER BY history_id;
 
--- A trigger that creates a temporary table, which a security-restricted
--- operation forbids: the call is refused (42501), the job not started.
-CREATE FUNCTION ord.make_temp_table() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A trigger that names a table without its schema resolves it on the
+-- caller's search_path, where the caller's temporary schema comes first.
+-- An operator who puts a temporary table of that name there, with a
+-- trigger of its own that tries to make it superuser, gains nothing: that
+-- trigger runs as the operator, and the ALTER ROLE is refused (42501).
+SELECT dms_create_job('probe') IS NOT NULL AS created_probe;
+CREATE TABLE ord.archive (job_id bigint, cause text);
+GRANT INSERT ON ord.archive TO ord_operator;
+CREATE FUNCTION ord.archive_history() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = ord AS $$
 BEGIN
-    CREATE TEMP TABLE ord_probe (x integer);
-    RETURN NEW;
+    INSERT INTO archive VALUES (NEW.job_id, NEW.cause);
+    RETURN NULL;
 END
 $$;
-CREATE TRIGGER ord_probe BEFORE UPDATE ON dms_job
-    FOR EACH ROW WHEN (NEW.name = 'probe') EXECUTE FUNCTION ord.make_temp_table();
-SELECT dms_create_job('probe') IS NOT NULL AS created_probe;
+CREATE TRIGGER ord_archive AFTER INSERT ON dms_job_history
+    FOR EACH ROW EXECUTE FUNCTION ord.archive_history();
 SELECT pg_temp.snapshot() AS before \gset
 SET ROLE ord_operator;
+CREATE TEMP TABLE archive (job_id bigint, cause text);
+CREATE FUNCTION pg_temp.promote_me() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    ALTER ROLE ord_operator SUPERUSER;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER promote_me AFTER INSERT ON pg_temp.archive
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.promote_me();
 SELECT pg_temp.call($$SELECT dms_start(pg_temp.id('probe'))$$) AS start_probe;
+DROP TABLE pg_temp.archive;
 RESET ROLE;
+SELECT rolsuper AS operator_is_superuser FROM pg_roles WHERE rolname = 'ord_operator';
 SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
-DROP TRIGGER ord_probe ON dms_job;
 SELECT dms_start(pg_temp.id('probe'));
+SELECT job_id = pg_temp.id('probe') AS archived_probe, cause FROM ord.archive ORDER BY cause;
+DROP TRIGGER ord_archive ON dms_job_history;
 
 --------------------------------------------------------------------------
 -- 8. Locks taken on the tables are held to the end of the transaction.

@@ -153,36 +153,53 @@ dms_remove_database(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(database_edit(fcinfo, EDIT_REMOVE_DATABASE));
 }
 
-/* A database failed: its failure row is written, and its trigger fails the job. */
+/*
+ * Runs a prepared read of a job as the tables' owner (the caller may only
+ * have the function's privilege) and returns its status; raises P0002 if
+ * the job does not exist.
+ */
+static Datum
+job_status_read(Catalog *catalog, int64 job_id, PlanId plan)
+{
+	Datum		id = Int64GetDatum(job_id);
+	Datum		status;
+	OwnerSwitch sw;
+	bool		isnull;
+
+	SPI_connect();
+	owner_switch_begin(catalog, &sw);
+	if (plan_execute(catalog, plan, &id, NULL, false) == 0)
+		report_job_missing(job_id);
+	status = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, JOB_ROW_STATUS, &isnull);
+	owner_switch_end(&sw);
+	SPI_finish();
+	return status;
+}
+
+/*
+ * A database failed: its failure row is written, and its trigger fails the
+ * job.  Returns the job's status after it (a trigger of the user's may have
+ * skipped the change).
+ */
 static Datum
 report_database_failure(Catalog *catalog, Request *request)
 {
-	Datum		args[3];
+	Request		frame;
 
-	args[0] = Int64GetDatum(request->job_id);
-	args[1] = CStringGetTextDatum(request->database);
-	args[2] = CStringGetTextDatum(request->message);
-
-	request_push(request);
+	request_init_actor(&frame);
+	request_push(&frame);
 	PG_TRY();
 	{
-		OwnerSwitch sw;
-
-		SPI_connect();
-		owner_switch_begin(catalog, &sw);
-		if (plan_execute(catalog, PLAN_JOB_LOCK, args, NULL, false) == 0)
-			report_job_missing(request->job_id);
-		if (plan_execute(catalog, PLAN_FAILURE_UPDATE, args, NULL, false) == 0)
-			plan_execute(catalog, PLAN_FAILURE_INSERT, args, NULL, false);
-		owner_switch_end(&sw);
-		SPI_finish();
+		/* the job first, locked: a missing job is P0002, not a foreign key's error */
+		job_status_read(catalog, request->job_id, PLAN_JOB_LOCK);
+		failure_record(catalog, request->job_id, request->database, request->message);
 	}
 	PG_FINALLY();
 	{
-		request_pop(request);
+		request_pop(&frame);
 	}
 	PG_END_TRY();
-	return ObjectIdGetDatum(catalog->status_oids[ST_FAILED]);
+	return job_status_read(catalog, request->job_id, PLAN_JOB_FETCH);
 }
 
 /*

@@ -49,19 +49,6 @@ static const PlanText plan_texts[N_PLAN] = {
 	[PLAN_JOB_LOCK] = {
 		"SELECT status, phase, migration_type, error_message, databases "
 		"FROM %1$s.dms_job WHERE id" EQ "$1 FOR UPDATE", 1, "i"},
-	[PLAN_FAILURE_INSERT] = {
-		"INSERT INTO %1$s.dms_job_failure (job_id, database_name, error_message) "
-		"VALUES ($1, $2, $3)", 3, "itt"},
-	[PLAN_FAILURE_UPDATE] = {
-		"UPDATE %1$s.dms_job_failure SET error_message = $3 "
-		"WHERE job_id" EQ "$1 AND database_name" EQ "$2", 3, "itt"},
-	[PLAN_FAILURE_DELETE_ALL] = {
-		"DELETE FROM %1$s.dms_job_failure WHERE job_id" EQ "$1", 1, "i"},
-	[PLAN_FAILURE_DELETE_GONE] = {
-		"DELETE FROM %1$s.dms_job_failure WHERE job_id" EQ "$1 "
-		"AND NOT (database_name" EQ "ANY ($2))", 2, "ia"},
-	[PLAN_FAILURE_ANY] = {
-		"SELECT 1 FROM %1$s.dms_job_failure WHERE job_id" EQ "$1 LIMIT 1", 1, "i"},
 };
 
 static Oid
@@ -417,11 +404,13 @@ require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 void
-report_null_column(const char *column)
+report_null_column(Relation rel, AttrNumber attnum)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_NOT_NULL_VIOLATION),
-			 errmsg("null value in column \"%s\" violates not-null constraint", column)));
+			 errmsg("null value in column \"%s\" violates not-null constraint",
+					NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname)),
+			 errtablecol(rel, attnum)));
 }
 
 void

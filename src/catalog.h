@@ -17,11 +17,6 @@ typedef enum PlanId
 {
 	PLAN_JOB_FETCH,
 	PLAN_JOB_LOCK,
-	PLAN_FAILURE_INSERT,
-	PLAN_FAILURE_UPDATE,
-	PLAN_FAILURE_DELETE_ALL,
-	PLAN_FAILURE_DELETE_GONE,
-	PLAN_FAILURE_ANY,
 	N_PLAN
 } PlanId;
 
@@ -96,7 +91,7 @@ extern char *allowed_actions_text(int status, int phase);
 /* Errors shared by every entry point. */
 extern void require_argument(FunctionCallInfo fcinfo, int argno, const char *name);
 extern void report_job_missing(int64 job_id) pg_attribute_noreturn();
-extern void report_null_column(const char *column) pg_attribute_noreturn();
+extern void report_null_column(Relation rel, AttrNumber attnum) pg_attribute_noreturn();
 extern void validate_name_text(const char *value, const char *what);
 extern bool message_is_blank(const char *message);
 

@@ -9,6 +9,10 @@
  * follow-up.  A direct UPDATE, INSERT or DELETE of the table meets the same
  * triggers on the same road; only the request is missing, and the guard
  * then names the edge from the change itself.
+ *
+ * The writes run as the caller: the function is the permission check, and
+ * the executor's single-row road checks none.  Triggers a user added run as
+ * they would for a direct write by the caller, never with more privilege.
  */
 #include "postgres.h"
 
@@ -16,6 +20,19 @@
 
 #include "job.h"
 #include "write.h"
+
+/* A change of a job from inside the triggers of a change of it not yet written. */
+static void
+refuse_nested_change(int64 job_id)
+{
+	if (request_in_flight(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("migration job " INT64_FORMAT " is being changed by the current command",
+						job_id),
+				 errdetail("A trigger changed the job while a change of it was being written."),
+				 errhint("A trigger must not change the job whose change fired it.")));
+}
 
 /*
  * The state a job is in before its change: what the call returns if a
@@ -34,17 +51,48 @@ request_result_from_found(Catalog *catalog, RowWrite *w, Request *request)
 }
 
 /*
- * Applies a request to its job, as the owner of the tables.  Raises P0002 if
- * the job does not exist.  The request's result_status and result_phase
- * tell the job's state after the change and its follow-up.
+ * The columns the guard may write for a request: the SET list of the UPDATE
+ * it stands for (UPDATE OF column triggers read it).  An edge sets the state,
+ * the error message and the timestamps (a restart also the parallelism); an
+ * edit sets what it edits.
+ */
+static void
+mark_request_columns(RowWrite *w, const Request *request)
+{
+	static const int edge_columns[] = {
+		JOB_STATUS, JOB_PHASE, JOB_ERROR_MESSAGE, JOB_DUMP_PARALLELISM,
+		JOB_PENDING_DUMP_PARALLELISM, JOB_UPDATED_AT, JOB_STATUS_CHANGED_AT
+	};
+
+	row_mark_set(w, JOB_UPDATED_AT);
+	switch (request->edit)
+	{
+		case EDIT_DUMP_PARALLELISM:
+			row_mark_set(w, JOB_DUMP_PARALLELISM);
+			row_mark_set(w, JOB_PENDING_DUMP_PARALLELISM);
+			break;
+		case EDIT_ADD_DATABASE:
+		case EDIT_REMOVE_DATABASE:
+			row_mark_set(w, JOB_DATABASES);
+			break;
+		case EDIT_NONE:
+			for (int i = 0; i < (int) lengthof(edge_columns); i++)
+				row_mark_set(w, edge_columns[i]);
+			break;
+	}
+}
+
+/*
+ * Applies a request to its job.  Raises P0002 if the job does not exist.
+ * The request's stage says whether the change was recorded (a BEFORE
+ * trigger of the user's may skip it), and result_status and result_phase
+ * the job's state after the change and its follow-up.
  */
 void
 job_change(Catalog *catalog, Request *request)
 {
-	OwnerSwitch sw;
-
-	request_push(request);		/* before the switch: the actor is the caller */
-	owner_switch_begin(catalog, &sw);
+	refuse_nested_change(request->job_id);
+	request_push(request);
 	PG_TRY();
 	{
 		RowWrite	w;
@@ -54,7 +102,11 @@ job_change(Catalog *catalog, Request *request)
 			report_job_missing(request->job_id);
 		request_result_from_found(catalog, &w, request);
 		row_from_found(&w);
+		mark_request_columns(&w, request);
+		request_begin_write(request);
 		row_update(&w);
+		if (request->stage < REQUEST_WRITTEN)
+			request->stage = REQUEST_WRITTEN;
 		row_write_end(&w);
 	}
 	PG_FINALLY();
@@ -62,17 +114,14 @@ job_change(Catalog *catalog, Request *request)
 		request_pop(request);
 	}
 	PG_END_TRY();
-	owner_switch_end(&sw);
 }
 
 /* Deletes a job; false if a trigger of the user's skipped the delete. */
 bool
 job_delete(Catalog *catalog, Request *request)
 {
-	OwnerSwitch sw;
-
-	request_push(request);		/* before the switch: the actor is the caller */
-	owner_switch_begin(catalog, &sw);
+	refuse_nested_change(request->job_id);
+	request_push(request);
 	PG_TRY();
 	{
 		RowWrite	w;
@@ -80,7 +129,9 @@ job_delete(Catalog *catalog, Request *request)
 		row_write_begin(&w, catalog, TABLE_JOB, "DELETE");
 		if (!row_find_job(&w, request->job_id, LockTupleExclusive))
 			report_job_missing(request->job_id);
+		request_begin_write(request);
 		row_delete(&w);
+		request->stage = REQUEST_WRITTEN;
 		row_write_end(&w);
 	}
 	PG_FINALLY();
@@ -88,8 +139,7 @@ job_delete(Catalog *catalog, Request *request)
 		request_pop(request);
 	}
 	PG_END_TRY();
-	owner_switch_end(&sw);
-	return request->recorded;
+	return request->stage == REQUEST_RECORDED;
 }
 
 /*
@@ -103,11 +153,9 @@ job_create(Catalog *catalog, Datum name, Datum migration_type, Datum databases,
 {
 	volatile Datum id = (Datum) 0;
 	Request		frame;
-	OwnerSwitch sw;
 
 	request_init_actor(&frame);
 	request_push(&frame);
-	owner_switch_begin(catalog, &sw);
 	PG_TRY();
 	{
 		RowWrite	w;
@@ -134,6 +182,5 @@ job_create(Catalog *catalog, Datum name, Datum migration_type, Datum databases,
 		request_pop(&frame);
 	}
 	PG_END_TRY();
-	owner_switch_end(&sw);
 	return id;
 }

@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 
 #include "job.h"
+#include "write.h"
 
 PG_FUNCTION_INFO_V1(dms_failure_guard);
 PG_FUNCTION_INFO_V1(dms_failure_removed);
@@ -88,7 +89,7 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 
 	for (int c = FAILURE_JOB_ID; c <= FAILURE_ERROR_MESSAGE; c++)
 		if (c != FAILURE_PHASE && heap_attisnull(newtuple, layout->attnum[c], desc))
-			report_null_column(NameStr(TupleDescAttr(desc, layout->attnum[c] - 1)->attname));
+			report_null_column(rel, layout->attnum[c]);
 	job_id = DatumGetInt64(heap_getattr(newtuple, layout->attnum[FAILURE_JOB_ID], desc, &isnull));
 	database = TextDatumGetCString(heap_getattr(newtuple, layout->attnum[FAILURE_DATABASE_NAME],
 												desc, &isnull));
@@ -144,7 +145,7 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	request.message = message;
 	request.database = database;
 	job_change(catalog, &request);
-	if (!request.recorded)
+	if (request.stage != REQUEST_RECORDED)
 		return PointerGetDatum(NULL);	/* a trigger of the user's kept the job as it was */
 
 	attnums[0] = layout->attnum[FAILURE_PHASE];
@@ -168,6 +169,40 @@ dms_failure_removed(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Writes a database's failure through the executor: a new failure row, or a
+ * new message on its row.  The row's BEFORE trigger (above) fails the job.
+ */
+void
+failure_record(Catalog *catalog, int64 job_id, const char *database, const char *message)
+{
+	RowWrite	w;
+	ItemPointerData *tids;
+	bool		found;
+
+	row_write_begin(&w, catalog, TABLE_FAILURE, "INSERT");
+	found = row_find_failures(&w, job_id, database, &tids) > 0 &&
+		row_lock(&w, &tids[0], LockTupleNoKeyExclusive);
+	if (found)
+	{
+		row_from_found(&w);
+		row_set(&w, FAILURE_ERROR_MESSAGE, CStringGetTextDatum(message), false);
+		row_update(&w);
+	}
+	else
+	{
+		row_new(&w);
+		row_set(&w, FAILURE_JOB_ID, Int64GetDatum(job_id), false);
+		row_set(&w, FAILURE_DATABASE_NAME, CStringGetTextDatum(database), false);
+		row_set(&w, FAILURE_ERROR_MESSAGE, CStringGetTextDatum(message), false);
+		row_set(&w, FAILURE_PHASE, (Datum) 0, true);	/* the trigger sets it */
+		row_set(&w, FAILURE_FAILED_AT,
+				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+		row_insert(&w);
+	}
+	row_write_end(&w);
+}
+
+/*
  * The follow-up of a change of a job, for its failure rows: a job that left
  * "Failed" has no failed databases, and a database that left the migration
  * has no failure row.  Returns true if the job must then recover: it is
@@ -176,39 +211,40 @@ dms_failure_removed(PG_FUNCTION_ARGS)
 bool
 failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new)
 {
-	volatile bool left_failed = old->status == ST_FAILED && new->status != ST_FAILED;
+	bool		left_failed = old->status == ST_FAILED && new->status != ST_FAILED;
 	bool		databases_changed;
-	volatile bool recover = false;
-	OwnerSwitch sw;
-	Request		frame;
-	Datum		args[2];
+	int			removed = 0,
+				kept = 0;
+	RowWrite	w;
+	ItemPointerData *tids;
+	int			n;
 
 	databases_changed = !new->databases_null &&
 		(old->databases_null || !datumIsEqual(old->databases, new->databases, false, -1));
 	if (!left_failed && !databases_changed)
 		return false;
 
-	args[0] = Int64GetDatum(new->id);
-	args[1] = new->databases;
-	request_init_actor(&frame);
-	request_push(&frame);
-	PG_TRY();
+	row_write_begin(&w, catalog, TABLE_FAILURE, "DELETE");
+	n = row_find_failures(&w, new->id, NULL, &tids);
+	for (int i = 0; i < n; i++)
 	{
-		uint64		removed;
+		bool		isnull;
+		char	   *database;
 
-		SPI_connect();
-		owner_switch_begin(catalog, &sw);
-		removed = plan_execute(catalog, left_failed ? PLAN_FAILURE_DELETE_ALL :
-							   PLAN_FAILURE_DELETE_GONE, args, NULL, false);
-		if (!left_failed && removed > 0 && new->status == ST_FAILED && new->error_null)
-			recover = plan_execute(catalog, PLAN_FAILURE_ANY, args, NULL, false) == 0;
-		owner_switch_end(&sw);
-		SPI_finish();
+		if (!row_lock(&w, &tids[i], LockTupleExclusive))
+			continue;			/* gone meanwhile */
+		database = TextDatumGetCString(row_get(w.found, w.layout, FAILURE_DATABASE_NAME,
+											   &isnull));
+		if (!left_failed && text_array_contains(new->databases, database))
+		{
+			kept++;
+			continue;
+		}
+		row_delete(&w);
+		removed++;
 	}
-	PG_FINALLY();
-	{
-		request_pop(&frame);
-	}
-	PG_END_TRY();
-	return recover;
+	row_write_end(&w);
+
+	return !left_failed && removed > 0 && kept == 0 &&
+		new->status == ST_FAILED && new->error_null;
 }

@@ -96,7 +96,7 @@ job_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, JobRow *row)
 		nulls[c] = all_nulls[attnum - 1];
 		/* NOT NULL is checked after BEFORE triggers: say it here, as PostgreSQL would */
 		if (nulls[c] && (column_required[c] || TupleDescAttr(desc, attnum - 1)->attnotnull))
-			report_null_column(NameStr(TupleDescAttr(desc, attnum - 1)->attname));
+			report_null_column(rel, attnum);
 	}
 	pfree(all_values);
 	pfree(all_nulls);
@@ -249,7 +249,7 @@ refuse_request(const Request *request, const JobRow *job)
 	}
 }
 
-static void
+void
 refuse_transition(const JobRow *old, const JobRow *new)
 {
 	if (old->status == new->status && old->phase == new->phase)
@@ -621,17 +621,40 @@ guard_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtu
 	job_row_read(catalog, rel, newtuple, &new);
 	layout = table_layout(catalog, TABLE_JOB, rel);
 
-	request = request_for_job(old.id);
+	request = request_for_job(old.id, REQUEST_PENDING);
 	if (request != NULL)
+	{
+		request->stage = REQUEST_GUARDED;
 		guard_request(catalog, request, &old, u);
+	}
+	else if (request_in_flight(old.id))
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("migration job " INT64_FORMAT " is being changed by the current command",
+						old.id),
+				 errdetail("A trigger changed the job while a change of it was being written."),
+				 errhint("A trigger must not change the job whose change fired it.")));
 	else
+	{
+		if (new.id != old.id)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the id of migration job " INT64_FORMAT " cannot change", old.id),
+					 errdetail("Its history, failures and notifications name it by that id.")));
 		changed = guard_direct_update(catalog, rel, oldtuple, &old, newtuple, &new, u);
+	}
 
 	to_status = u->replace[JOB_STATUS] ?
 		status_index(catalog, u->values[JOB_STATUS]) : new.status;
 	to_phase = !u->replace[JOB_PHASE] ? new.phase :
 		u->nulls[JOB_PHASE] ? PHASE_NULL :
 		phase_index(catalog, u->values[JOB_PHASE]);
+	if (request != NULL)
+	{
+		/* the history trigger checks that the row is still what the guard made it */
+		request->target_status = to_status;
+		request->target_phase = to_phase;
+	}
 
 	/* The timestamps are the guard's to keep. */
 	set_column(u, JOB_CREATED_AT,

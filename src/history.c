@@ -69,20 +69,18 @@ notify_change(const Change *change, int64 job_id, const char *job_name, const ch
 }
 
 /*
- * Appends one row to dms_job_history through the executor, as the tables'
- * owner: the history's own triggers (a user's that ships rows elsewhere),
- * constraints and indexes apply.  Returns false if a BEFORE trigger skipped
+ * Appends one row to dms_job_history through the executor: the history's
+ * own triggers (a user's that ships rows elsewhere), constraints and
+ * indexes apply.  Returns false if a BEFORE trigger skipped
  * the row, else sets *id to the row's id.
  */
 static bool
 history_append(Catalog *catalog, const Datum *columns, const bool *nulls, int64 *id)
 {
-	OwnerSwitch sw;
 	RowWrite	w;
 	bool		inserted;
 	bool		isnull;
 
-	owner_switch_begin(catalog, &sw);
 	row_write_begin(&w, catalog, TABLE_HISTORY, "INSERT");
 	row_new(&w);
 	for (int c = 0; c < N_HISTORY_COLUMN; c++)
@@ -96,7 +94,6 @@ history_append(Catalog *catalog, const Datum *columns, const bool *nulls, int64 
 		*id = isnull ? 0 : DatumGetInt64(value);
 	}
 	row_write_end(&w);
-	owner_switch_end(&sw);
 	return inserted;
 }
 
@@ -147,7 +144,12 @@ record_change(Catalog *catalog, const Change *change)
 		notify_change(change, job->id, TextDatumGetCString(job->name), actor, history_id);
 }
 
-/* What an UPDATE of a job did: the request's cause, or the edge named by the change. */
+/*
+ * What an UPDATE of a job did: the request's cause, or the edge named by the
+ * change.  The row is judged as it was written, after every BEFORE trigger:
+ * one of a user's that ran after the guard and moved the job along no edge
+ * (or away from the request's target) makes the write fail.
+ */
 static bool
 update_change(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *old,
 			  HeapTuple newtuple, const JobRow *new, Request *request, Change *change)
@@ -158,6 +160,8 @@ update_change(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *
 	change->to = new;
 	if (request != NULL)
 	{
+		if (new->status != request->target_status || new->phase != request->target_phase)
+			refuse_transition(old, new);
 		change->cause = request_cause(request);
 		change->database = request->database;
 		change->message = request->history_message ? request->history_message : request->message;
@@ -175,9 +179,13 @@ update_change(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *
 		case UPDATE_EDIT:
 			change->cause = action_names[ACT_EDIT];
 			return true;
-		default:
-			return false;		/* nothing changed; the guard let nothing else by */
+		case UPDATE_NOTHING:
+			return false;
+		case UPDATE_INVALID:
+		case UPDATE_MIXED:
+			break;
 	}
+	refuse_transition(old, new);
 }
 
 /*
@@ -196,12 +204,12 @@ record_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newt
 
 	job_row_read(catalog, rel, oldtuple, &old);
 	job_row_read(catalog, rel, newtuple, &new);
-	request = request_for_job(old.id);
+	request = request_for_job(old.id, REQUEST_WRITTEN);
 	if (update_change(catalog, rel, oldtuple, &old, newtuple, &new, request, &change))
 		record_change(catalog, &change);
 	if (request != NULL)
 	{
-		request->recorded = true;
+		request->stage = REQUEST_RECORDED;
 		request->result_status = new.status;
 		request->result_phase = new.phase;
 	}
@@ -213,7 +221,7 @@ record_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newt
 		request_init(&recovery, EDGE_EVENT, EV_RECOVERED, new.id);
 		recovery.actor = request_actor();
 		job_change(catalog, &recovery);
-		if (request != NULL && recovery.recorded)
+		if (request != NULL && recovery.stage == REQUEST_RECORDED)
 		{
 			request->result_status = recovery.result_status;
 			request->result_phase = recovery.result_phase;
@@ -261,9 +269,9 @@ dms_job_record(PG_FUNCTION_ARGS)
 		change.cause = action_names[ACT_DELETE];
 		change.from = &old;
 		record_change(catalog, &change);
-		request = request_for_job(old.id);
+		request = request_for_job(old.id, REQUEST_WRITTEN);
 		if (request != NULL)
-			request->recorded = true;
+			request->stage = REQUEST_RECORDED;
 	}
 	else
 		record_update(catalog, rel, trigdata->tg_trigtuple, trigdata->tg_newtuple);

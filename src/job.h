@@ -48,6 +48,7 @@ extern void judge_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, con
 						 HeapTuple newtuple, const JobRow *new, bool guarded,
 						 UpdateJudgement *out);
 extern const char *request_cause(const Request *request);
+extern void refuse_transition(const JobRow *old, const JobRow *new) pg_attribute_noreturn();
 extern bool text_array_contains(Datum array, const char *value);
 
 /*
@@ -59,7 +60,9 @@ extern Datum job_create(Catalog *catalog, Datum name, Datum migration_type, Datu
 extern void job_change(Catalog *catalog, Request *request);
 extern bool job_delete(Catalog *catalog, Request *request);
 
-/* failures.c: the follow-up of a change of a job, for its failure rows */
+/* failures.c: a database's failure, and the follow-up of a change of a job for its failure rows */
+extern void failure_record(Catalog *catalog, int64 job_id, const char *database,
+						   const char *message);
 extern bool failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new);
 
 #endif							/* DMS_JOB_H */

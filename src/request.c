@@ -13,6 +13,7 @@
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 #include "tcop/pquery.h"
+#include "utils/fmgrprotos.h"
 
 #include "request.h"
 
@@ -56,12 +57,41 @@ request_pop(Request *request)
 	current = request->outer;
 }
 
-Request *
-request_for_job(int64 job_id)
+static int
+trigger_depth(void)
 {
-	if (current != NULL && current->job_id == job_id && current->name != REQUEST_NONE)
+	return DatumGetInt32(DirectFunctionCall1(pg_trigger_depth, (Datum) 0));
+}
+
+/* Called just before the request's own write: its triggers fire one level down. */
+void
+request_begin_write(Request *request)
+{
+	request->trigger_depth = trigger_depth();
+	request->stage = REQUEST_PENDING;
+}
+
+/*
+ * The request a trigger firing for a job's write serves: the innermost one,
+ * at the given stage, whose own write this is.
+ */
+Request *
+request_for_job(int64 job_id, RequestStage stage)
+{
+	if (current != NULL && current->job_id == job_id && current->name != REQUEST_NONE &&
+		current->stage == stage && trigger_depth() == current->trigger_depth + 1)
 		return current;
 	return NULL;
+}
+
+/* Is a change of this job between its guard and the heap, further up the stack? */
+bool
+request_in_flight(int64 job_id)
+{
+	for (Request *r = current; r != NULL; r = r->outer)
+		if (r->job_id == job_id && r->name != REQUEST_NONE && r->stage < REQUEST_WRITTEN)
+			return true;
+	return false;
 }
 
 /*

@@ -26,6 +26,22 @@ typedef enum EditKind
 #define REQUEST_NONE	(-1)
 
 /*
+ * Where a request's change of its row is.  The guard takes a pending request
+ * and the history trigger a written one, and only when they fire for the
+ * request's own write: one trigger level below the call that made it.  Any
+ * other write of the job is a direct write, judged from the change; one made
+ * while the request's own write is between its guard and the heap (by a
+ * user's BEFORE trigger) is refused.
+ */
+typedef enum RequestStage
+{
+	REQUEST_PENDING,			/* pushed; its write has not reached the guard */
+	REQUEST_GUARDED,			/* the guard applied it; the row is not written yet */
+	REQUEST_WRITTEN,			/* the row is written; its AFTER triggers fire */
+	REQUEST_RECORDED			/* the history trigger recorded it */
+} RequestStage;
+
+/*
  * An action or event that a function or trigger asks the guard to apply to
  * one job.  Requests nest (a failure row's trigger reports "failed" while an
  * operator's call is under way) and live on the C stack of their caller.
@@ -42,8 +58,12 @@ typedef struct Request
 	Oid			actor;
 	const char *history_message;	/* what the guard did, for the history row */
 
+	RequestStage stage;
+	int			trigger_depth;	/* pg_trigger_depth() of the call that writes */
+	int			target_status;	/* the state the guard wrote */
+	int			target_phase;
+
 	/* What the history trigger saw the change do, and its follow-up. */
-	bool		recorded;		/* false: a user's BEFORE trigger skipped it */
 	int			result_status;	/* the job's state after the change */
 	int			result_phase;
 	struct Request *outer;
@@ -53,7 +73,9 @@ extern void request_init(Request *request, EdgeKind kind, int name, int64 job_id
 extern void request_init_actor(Request *request);
 extern void request_push(Request *request);
 extern void request_pop(Request *request);
-extern Request *request_for_job(int64 job_id);
+extern void request_begin_write(Request *request);
+extern Request *request_for_job(int64 job_id, RequestStage stage);
+extern bool request_in_flight(int64 job_id);
 extern Oid	request_actor(void);
 extern bool request_loading_rows(Relation rel);
 

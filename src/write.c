@@ -17,6 +17,7 @@
 
 #include "access/genam.h"
 #include "access/relscan.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -24,9 +25,14 @@
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_coerce.h"
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#endif
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -63,11 +69,24 @@ row_write_begin(RowWrite *w, Catalog *catalog, TableId table, const char *comman
 	rte->relid = relid;
 	rte->relkind = w->rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
+	/*
+	 * The columns a write sets are marked in the range table's entry, as a
+	 * statement marks those of its SET list: UPDATE OF column triggers and
+	 * the executor's hints read them there.
+	 */
+#if PG_VERSION_NUM >= 160000
+	{
+		List	   *perminfos = NIL;
+
+		w->perminfo = addRTEPermissionInfo(&perminfos, rte);
 #if PG_VERSION_NUM >= 180000
-	ExecInitRangeTable(w->estate, list_make1(rte), NIL, bms_make_singleton(1));
-#elif PG_VERSION_NUM >= 160000
-	ExecInitRangeTable(w->estate, list_make1(rte), NIL);
+		ExecInitRangeTable(w->estate, list_make1(rte), perminfos, bms_make_singleton(1));
 #else
+		ExecInitRangeTable(w->estate, list_make1(rte), perminfos);
+#endif
+	}
+#else
+	w->rte = rte;
 	ExecInitRangeTable(w->estate, list_make1(rte));
 #endif
 
@@ -103,56 +122,72 @@ row_write_end(RowWrite *w)
 	PopActiveSnapshot();
 }
 
-/* The index of the table's primary key, which must be on the job id. */
+/*
+ * The index of the table's primary key, which must be on the given known
+ * columns, in that order: the extension finds its rows through it.
+ */
 static Relation
-job_key_index(RowWrite *w)
+key_index(RowWrite *w, const char *table, int ncolumns, const int *columns, const char *names)
 {
 	for (int i = 0; i < w->info->ri_NumIndices; i++)
 	{
 		Relation	index = w->info->ri_IndexRelationDescs[i];
+		bool		matches = index->rd_index->indisprimary &&
+			index->rd_index->indnkeyatts == ncolumns;
 
-		if (index->rd_index->indisprimary && index->rd_index->indnkeyatts == 1 &&
-			index->rd_index->indkey.values[0] == w->layout->attnum[JOB_ID])
+		for (int k = 0; k < ncolumns && matches; k++)
+			matches = index->rd_index->indkey.values[k] == w->layout->attnum[columns[k]];
+		if (matches)
 			return index;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("table dms_job has no primary key on its column \"id\""),
-			 errhint("dms_lifecycle finds jobs through that key: add it back.")));
+			 errmsg("table %s has no primary key on %s", table, names),
+			 errhint("dms_lifecycle finds its rows through that key: add it back.")));
 	return NULL;				/* keep compiler quiet */
 }
 
+/* Finds the rows an index scan with these keys returns; their row ids go to *tids. */
+static int
+row_scan(RowWrite *w, Relation index, int nkeys, ScanKey keys, ItemPointerData **tids)
+{
+	IndexScanDesc scan;
+	int			n = 0,
+				size = 4;
+
+	*tids = palloc(sizeof(ItemPointerData) * size);
+#if PG_VERSION_NUM >= 180000
+	scan = index_beginscan(w->rel, index, w->estate->es_snapshot, NULL, nkeys, 0);
+#else
+	scan = index_beginscan(w->rel, index, w->estate->es_snapshot, nkeys, 0);
+#endif
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, w->found))
+	{
+		if (n == size)
+			*tids = repalloc(*tids, sizeof(ItemPointerData) * (size *= 2));
+		(*tids)[n++] = w->found->tts_tid;
+	}
+	index_endscan(scan);
+	return n;
+}
+
 /*
- * Finds a job through the primary key and locks the newest version of its
- * row, as UPDATE does: under READ COMMITTED it waits for a concurrent change
- * and then sees the state that change left; under REPEATABLE READ and
- * SERIALIZABLE a concurrent change is a serialization failure.
+ * Locks the newest version of a row found by a scan, as UPDATE or DELETE
+ * does: under READ COMMITTED it waits for a concurrent change and then
+ * takes the version that change left; under REPEATABLE READ and
+ * SERIALIZABLE a concurrent change is a serialization failure.  Returns
+ * false if the row was deleted meanwhile.  The row is in w->found.
  */
 bool
-row_find_job(RowWrite *w, int64 job_id, LockTupleMode mode)
+row_lock(RowWrite *w, ItemPointer tid, LockTupleMode mode)
 {
-	Relation	index = job_key_index(w);
-	Snapshot	snapshot = w->estate->es_snapshot;
-	IndexScanDesc scan;
-	ScanKeyData key;
 	TM_FailureData failure;
 	bool		serializable = IsolationUsesXactSnapshot();
-	bool		found;
+	ItemPointerData target = *tid;
 	TM_Result	result;
 
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(job_id));
-#if PG_VERSION_NUM >= 180000
-	scan = index_beginscan(w->rel, index, snapshot, NULL, 1, 0);
-#else
-	scan = index_beginscan(w->rel, index, snapshot, 1, 0);
-#endif
-	index_rescan(scan, &key, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, w->found);
-	index_endscan(scan);
-	if (!found)
-		return false;
-
-	result = table_tuple_lock(w->rel, &w->found->tts_tid, snapshot, w->found,
+	result = table_tuple_lock(w->rel, &target, w->estate->es_snapshot, w->found,
 							  w->estate->es_output_cid, mode, LockWaitBlock,
 							  serializable ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
 							  &failure);
@@ -171,15 +206,53 @@ row_find_job(RowWrite *w, int64 job_id, LockTupleMode mode)
 		case TM_SelfModified:
 			ereport(ERROR,
 					(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
-					 errmsg("migration job " INT64_FORMAT " was already changed by an operation triggered by the current command",
-							job_id),
-					 errhint("A trigger must not change the job whose change fired it.")));
+					 errmsg("a row of %s was already changed by an operation triggered by the current command",
+							RelationGetRelationName(w->rel)),
+					 errhint("A trigger must not change the row whose change fired it.")));
 			break;
 		default:
-			elog(ERROR, "unexpected result %d locking migration job " INT64_FORMAT,
-				 (int) result, job_id);
+			elog(ERROR, "unexpected result %d locking a row of %s", (int) result,
+				 RelationGetRelationName(w->rel));
 	}
 	return false;
+}
+
+/*
+ * Finds a job through its primary key and locks the newest version of its
+ * row; false if there is none.  A version reached by following the row's
+ * updates must still be that job: an UPDATE of the id moves the row away.
+ */
+bool
+row_find_job(RowWrite *w, int64 job_id, LockTupleMode mode)
+{
+	static const int columns[] = {JOB_ID};
+	Relation	index = key_index(w, "dms_job", 1, columns, "\"id\"");
+	ScanKeyData key;
+	ItemPointerData *tids;
+	bool		isnull;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(job_id));
+	if (row_scan(w, index, 1, &key, &tids) == 0 || !row_lock(w, &tids[0], mode))
+		return false;
+	return DatumGetInt64(row_get(w->found, w->layout, JOB_ID, &isnull)) == job_id && !isnull;
+}
+
+/* The failure rows of a job, or of one of its databases: their row ids go to *tids. */
+int
+row_find_failures(RowWrite *w, int64 job_id, const char *database, ItemPointerData **tids)
+{
+	static const int columns[] = {FAILURE_JOB_ID, FAILURE_DATABASE_NAME};
+	Relation	index = key_index(w, "dms_job_failure", 2, columns,
+								  "(\"job_id\", \"database_name\")");
+	ScanKeyData keys[2];
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(job_id));
+	if (database == NULL)
+		return row_scan(w, index, 1, keys, tids);
+	/* compared in the key's own collation, as the index orders it */
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(database));
+	return row_scan(w, index, 2, keys, tids);
 }
 
 void
@@ -202,6 +275,21 @@ row_from_found(RowWrite *w)
 	ExecCopySlot(w->row, w->found);
 }
 
+/* Marks a column as one the write sets (its SET list, or its INSERT's columns). */
+void
+row_mark_set(RowWrite *w, int column)
+{
+	int			member = w->layout->attnum[column] - FirstLowInvalidHeapAttributeNumber;
+
+#if PG_VERSION_NUM >= 160000
+	w->perminfo->insertedCols = bms_add_member(w->perminfo->insertedCols, member);
+	w->perminfo->updatedCols = bms_add_member(w->perminfo->updatedCols, member);
+#else
+	w->rte->insertedCols = bms_add_member(w->rte->insertedCols, member);
+	w->rte->updatedCols = bms_add_member(w->rte->updatedCols, member);
+#endif
+}
+
 void
 row_set(RowWrite *w, int column, Datum value, bool isnull)
 {
@@ -209,6 +297,7 @@ row_set(RowWrite *w, int column, Datum value, bool isnull)
 
 	w->row->tts_values[attnum - 1] = value;
 	w->row->tts_isnull[attnum - 1] = isnull;
+	row_mark_set(w, column);
 }
 
 Datum
@@ -249,6 +338,11 @@ row_fill_defaults(RowWrite *w)
 		{
 			Expr	   *expr = (Expr *) build_column_default(w->rel, attnum);
 
+			/* no default: NULL, which a domain's NOT NULL or CHECK still judges */
+			if (expr == NULL && get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+				expr = (Expr *) coerce_null_to_domain(att->atttypid, att->atttypmod,
+													  att->attcollation, att->attlen,
+													  att->attbyval);
 			if (expr != NULL)
 			{
 				ExprState  *state = ExecPrepareExpr(expr, w->estate);

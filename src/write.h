@@ -27,6 +27,11 @@ typedef struct RowWrite
 	EPQState	epq;
 	TupleTableSlot *found;		/* the row found and locked */
 	TupleTableSlot *row;		/* the row to write */
+#if PG_VERSION_NUM >= 160000
+	RTEPermissionInfo *perminfo;	/* where the columns it sets are marked */
+#else
+	RangeTblEntry *rte;
+#endif
 	MemoryContext caller_context;
 } RowWrite;
 
@@ -39,10 +44,16 @@ extern void row_write_end(RowWrite *w);
 /* Finds a job by id and locks its newest version as UPDATE or DELETE would. */
 extern bool row_find_job(RowWrite *w, int64 job_id, LockTupleMode mode);
 
+/* Finds failure rows (of one database, or all of the job's); lock each with row_lock. */
+extern int	row_find_failures(RowWrite *w, int64 job_id, const char *database,
+							  ItemPointerData **tids);
+extern bool row_lock(RowWrite *w, ItemPointer tid, LockTupleMode mode);
+
 /* The new row: empty, or the row found. */
 extern void row_new(RowWrite *w);
 extern void row_from_found(RowWrite *w);
 extern void row_set(RowWrite *w, int column, Datum value, bool isnull);
+extern void row_mark_set(RowWrite *w, int column);
 extern Datum row_get(TupleTableSlot *slot, const TableLayout *layout, int column, bool *isnull);
 
 /*
