@@ -68,6 +68,35 @@ SELECT pg_temp.try($$UPDATE dms_job SET status = 'resuming' WHERE id = 1$$);
 SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
 DROP TRIGGER zz_finish ON dms_job;
 
+-- The same for every column of the extension, not only the state: a job's
+-- id moved, its databases emptied, its creation time forged.
+CREATE FUNCTION sneak() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    CASE TG_ARGV[0]
+        WHEN 'id' THEN NEW.id := NEW.id + 1000;
+        WHEN 'databases' THEN NEW.databases := '{}';
+        WHEN 'created_at' THEN NEW.created_at := '2000-01-01';
+    END CASE;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER zz_sneak BEFORE UPDATE ON dms_job
+    FOR EACH ROW EXECUTE FUNCTION sneak('id');
+SELECT pg_temp.try($$SELECT dms_resume(1)$$);
+DROP TRIGGER zz_sneak ON dms_job;
+CREATE TRIGGER zz_sneak BEFORE UPDATE ON dms_job
+    FOR EACH ROW EXECUTE FUNCTION sneak('databases');
+SELECT pg_temp.try($$SELECT dms_resume(1)$$);
+DROP TRIGGER zz_sneak ON dms_job;
+CREATE TRIGGER zz_sneak BEFORE UPDATE ON dms_job
+    FOR EACH ROW EXECUTE FUNCTION sneak('created_at');
+SELECT pg_temp.try($$UPDATE dms_job SET name = 'renamed' WHERE id = 1$$);
+DROP TRIGGER zz_sneak ON dms_job;
+CREATE TRIGGER zz_sneak BEFORE INSERT ON dms_job
+    FOR EACH ROW EXECUTE FUNCTION sneak('created_at');
+SELECT pg_temp.try($$SELECT dms_create_job('forged')$$);
+DROP TRIGGER zz_sneak ON dms_job;
+SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
+
 --------------------------------------------------------------------------
 -- 3. A trigger that changes the job whose change fired it.
 --------------------------------------------------------------------------
@@ -102,8 +131,11 @@ SELECT pg_temp.try($$SELECT dms_resume(1)$$);
 DROP TRIGGER b_again ON dms_job;
 SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
 
--- An AFTER trigger may change the job again, as on any table: the change
--- is complete when it fires, and its own write is judged like any other.
+-- An AFTER trigger fires once the change is written; triggers fire in name
+-- order, and dms_job_record writes its history row.  One that fires before
+-- it and changes the job would have the second change recorded before the
+-- first: refused (27000), whether it edits a column of its own or calls an
+-- action.  One that fires after it may change the job, as on any table.
 CREATE FUNCTION annotate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF pg_trigger_depth() = 1 THEN
@@ -111,12 +143,26 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER annotate AFTER UPDATE ON dms_job
+CREATE TRIGGER a_annotate AFTER UPDATE ON dms_job
+    FOR EACH ROW WHEN (NEW.status = 'resuming') EXECUTE FUNCTION annotate();
+SELECT pg_temp.try($$SELECT dms_resume(1)$$);
+DROP TRIGGER a_annotate ON dms_job;
+CREATE FUNCTION resumed_at_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM dms_report(NEW.id, 'resumed');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER a_resumed_at_once AFTER UPDATE ON dms_job
+    FOR EACH ROW WHEN (NEW.status = 'resuming') EXECUTE FUNCTION resumed_at_once();
+SELECT pg_temp.try($$SELECT dms_resume(1)$$);
+DROP TRIGGER a_resumed_at_once ON dms_job;
+SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
+CREATE TRIGGER zz_annotate AFTER UPDATE ON dms_job
     FOR EACH ROW WHEN (NEW.status = 'resuming') EXECUTE FUNCTION annotate();
 SELECT dms_resume(1);
 SELECT name, status, phase, note FROM dms_job ORDER BY id;
 SELECT cause, from_status, to_status FROM dms_job_history WHERE job_id = 1 ORDER BY id DESC LIMIT 1;
-DROP TRIGGER annotate ON dms_job;
+DROP TRIGGER zz_annotate ON dms_job;
 SELECT dms_report(1, 'resumed');
 
 --------------------------------------------------------------------------
@@ -125,7 +171,8 @@ SELECT dms_report(1, 'resumed');
 
 -- A BEFORE trigger that returns NULL skips the row, as on any table.  The
 -- call then changes nothing and says so: the status as it was, false for a
--- delete, NULL for a creation; a failed database is not recorded.
+-- delete, NULL for a creation.  A failed database whose job's change is
+-- skipped cannot be recorded without it: the report fails (55000).
 CREATE FUNCTION skip() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RETURN NULL;
@@ -134,7 +181,7 @@ CREATE TRIGGER skip_update BEFORE UPDATE ON dms_job
     FOR EACH ROW EXECUTE FUNCTION skip();
 SELECT pg_temp.snapshot() AS before \gset
 SELECT dms_stop(1);
-SELECT dms_report(1, 'failed', 'disk full', 'shop');
+SELECT pg_temp.try($$SELECT dms_report(1, 'failed', 'disk full', 'shop')$$);
 SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
 DROP TRIGGER skip_update ON dms_job;
 CREATE TRIGGER skip_delete BEFORE DELETE ON dms_job
@@ -147,6 +194,25 @@ SELECT dms_create_job('skipped') IS NULL AS not_created;
 DROP TRIGGER skip_insert ON dms_job;
 SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
 
+-- On dms_job_failure: a skipped failure row fails no job; the row as
+-- written is checked again, so one moved to a database the job does not
+-- migrate after it was checked is refused (22023).
+CREATE TRIGGER zz_skip_failure BEFORE INSERT ON dms_job_failure
+    FOR EACH ROW EXECUTE FUNCTION skip();
+SELECT dms_report(1, 'failed', 'disk full', 'shop');
+DROP TRIGGER zz_skip_failure ON dms_job_failure;
+SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
+CREATE FUNCTION move_failure() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.database_name := 'elsewhere';
+    RETURN NEW;
+END $$;
+CREATE TRIGGER zz_move_failure BEFORE INSERT ON dms_job_failure
+    FOR EACH ROW EXECUTE FUNCTION move_failure();
+SELECT pg_temp.try($$SELECT dms_report(1, 'failed', 'disk full', 'shop')$$);
+DROP TRIGGER zz_move_failure ON dms_job_failure;
+SELECT pg_temp.snapshot() = :'before' AS nothing_changed;
+
 -- A history row skipped by a trigger sends no notification: there is no
 -- row for it to name.  The change itself is made.
 LISTEN dms_lifecycle;
@@ -157,9 +223,51 @@ DROP TRIGGER skip_history ON dms_job_history;
 UNLISTEN dms_lifecycle;
 SELECT name, status, phase FROM dms_job ORDER BY id;
 
+-- A recovery is decided once the follow-up's deletes are done: a trigger
+-- that fails another database while "shop" leaves keeps the job failed.
+SELECT dms_create_job('crm', 'continuous', ARRAY['shop', 'billing', 'crm']) AS crm \gset
+SELECT dms_start(:crm), dms_report(:crm, 'started'), dms_report(:crm, 'failed', 'disk full', 'shop');
+CREATE FUNCTION fail_billing() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM dms_report(OLD.job_id, 'failed', 'billing is down too', 'billing');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER fail_billing AFTER DELETE ON dms_job_failure
+    FOR EACH ROW EXECUTE FUNCTION fail_billing();
+SELECT dms_remove_database(:crm, 'shop');
+DROP TRIGGER fail_billing ON dms_job_failure;
+SELECT job_id = :crm AS crm, database_name, error_message FROM dms_job_failure ORDER BY 2;
+SELECT cause, from_status, to_status, database_name FROM dms_job_history
+ WHERE job_id = :crm ORDER BY id;
+
 --------------------------------------------------------------------------
 -- 5. Columns and constraints the extension's writes must obey.
 --------------------------------------------------------------------------
+
+-- A serial column for a team's bookkeeping, on each table: it takes its
+-- value on every row the extension inserts, for an operator and an engine
+-- who have no privilege on its sequence, as an identity column would.
+ALTER TABLE dms_job ADD COLUMN seq bigserial;
+ALTER TABLE dms_job_history ADD COLUMN seq serial;
+ALTER TABLE dms_job_failure ADD COLUMN seq smallserial;
+CREATE ROLE serial_operator;
+CREATE ROLE serial_engine;
+SELECT dms_grant('serial_operator', 'operator'), dms_grant('serial_engine', 'engine');
+SET ROLE serial_operator;
+SELECT dms_create_job('serial', 'continuous', ARRAY['a']) AS serial \gset
+SELECT dms_start(:serial);
+SET ROLE serial_engine;
+SELECT dms_report(:serial, 'started'), dms_report(:serial, 'failed', 'disk full', 'a');
+RESET ROLE;
+SELECT name, seq IS NOT NULL AS numbered FROM dms_job WHERE id = :serial;
+SELECT count(*) AS history_rows, count(DISTINCT seq) AS numbered FROM dms_job_history
+ WHERE job_id = :serial;
+SELECT database_name, seq IS NOT NULL AS numbered FROM dms_job_failure WHERE job_id = :serial;
+ALTER TABLE dms_job DROP COLUMN seq;
+ALTER TABLE dms_job_history DROP COLUMN seq;
+ALTER TABLE dms_job_failure DROP COLUMN seq;
+DROP OWNED BY serial_operator, serial_engine;
+DROP ROLE serial_operator, serial_engine;
 
 -- A column of a NOT NULL domain with no default: a new job would have NULL
 -- there, which the domain refuses (23502), as it refuses a plain INSERT.
@@ -173,8 +281,8 @@ ALTER TABLE dms_job DROP COLUMN budget;
 -- A deferred unique constraint is checked at commit, for the extension's
 -- writes too: two jobs of one team in one transaction fail at COMMIT.
 ALTER TABLE dms_job ADD COLUMN team text DEFAULT 'dba';
+UPDATE dms_job SET team = name;
 ALTER TABLE dms_job ADD CONSTRAINT one_job_per_team UNIQUE (team) DEFERRABLE INITIALLY DEFERRED;
-UPDATE dms_job SET team = 'ops' WHERE id = 1;
 BEGIN;
 SELECT dms_create_job('first of dba') IS NOT NULL AS created;
 SELECT dms_create_job('second of dba') IS NOT NULL AS created;
@@ -214,6 +322,7 @@ ROLLBACK;
 DROP OWNED BY hostile_operator;
 DROP ROLE hostile_operator;
 DROP TABLE fired;
-DROP FUNCTION note_fired(), finish_early(), touch(), again(), annotate(), skip();
+DROP FUNCTION note_fired(), finish_early(), sneak(), touch(), again(), annotate(),
+    resumed_at_once(), skip(), move_failure(), fail_billing();
 DROP DOMAIN required_int;
 RESET client_min_messages;

@@ -49,10 +49,17 @@ static const PlanText plan_texts[N_PLAN] = {
 	[PLAN_JOB_LOCK] = {
 		"SELECT status, phase, migration_type, error_message, databases "
 		"FROM %1$s.dms_job WHERE id" EQ "$1 FOR UPDATE", 1, "i"},
+	[PLAN_FAILURE_ANY] = {
+		"SELECT 1 FROM %1$s.dms_job_failure WHERE job_id" EQ "$1 LIMIT 1", 1, "i"},
 };
 
-static Oid
-plan_argtype(Catalog *catalog, char letter)
+/*
+ * The type a letter stands for, in the plans' parameters and the tables'
+ * columns: i bigint, t text, a text[], z timestamptz, and the extension's
+ * enums s status, p phase, m migration type, d dump parallelism.
+ */
+Oid
+catalog_type(Catalog *catalog, char letter)
 {
 	switch (letter)
 	{
@@ -62,6 +69,8 @@ plan_argtype(Catalog *catalog, char letter)
 			return TEXTOID;
 		case 'a':
 			return TEXTARRAYOID;
+		case 'z':
+			return TIMESTAMPTZOID;
 		case 's':
 			return catalog->status_type;
 		case 'p':
@@ -71,7 +80,7 @@ plan_argtype(Catalog *catalog, char letter)
 		case 'd':
 			return catalog->parallelism_type;
 	}
-	elog(ERROR, "unknown plan argument type '%c'", letter);
+	elog(ERROR, "unknown type letter '%c'", letter);
 	return InvalidOid;			/* keep compiler quiet */
 }
 
@@ -214,7 +223,7 @@ catalog_plan(Catalog *catalog, PlanId id)
 
 		for (const char *c = text->argtypes; *c; c++)
 			if (*c != ' ')
-				argtypes[n++] = plan_argtype(catalog, *c);
+				argtypes[n++] = catalog_type(catalog, *c);
 		Assert(n == text->nargs);
 
 		plan = SPI_prepare(sql, text->nargs, argtypes);

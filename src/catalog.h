@@ -17,6 +17,7 @@ typedef enum PlanId
 {
 	PLAN_JOB_FETCH,
 	PLAN_JOB_LOCK,
+	PLAN_FAILURE_ANY,
 	N_PLAN
 } PlanId;
 
@@ -58,6 +59,7 @@ typedef struct Catalog
 extern Catalog *catalog_for_function(FunctionCallInfo fcinfo);
 extern Catalog *catalog_for_relation(Relation rel);
 extern SPIPlanPtr catalog_plan(Catalog *catalog, PlanId id);
+extern Oid	catalog_type(Catalog *catalog, char letter);
 
 /* Enum Datum <-> C index.  A NULL Datum is PHASE_NULL for phases. */
 extern int	enum_index(const Oid *oids, int n, Datum value, const char *type_name);

@@ -83,28 +83,34 @@ mark_request_columns(RowWrite *w, const Request *request)
 }
 
 /*
- * Applies a request to its job.  Raises P0002 if the job does not exist.
- * The request's stage says whether the change was recorded (a BEFORE
- * trigger of the user's may skip it), and result_status and result_phase
- * the job's state after the change and its follow-up.
+ * Writes a request's change of its job's row, an UPDATE or a DELETE.
+ * Raises P0002 if the job does not exist.
  */
-void
-job_change(Catalog *catalog, Request *request)
+static void
+job_write(Catalog *catalog, Request *request, CmdType command)
 {
 	refuse_nested_change(request->job_id);
 	request_push(request);
 	PG_TRY();
 	{
 		RowWrite	w;
+		bool		update = command == CMD_UPDATE;
 
-		row_write_begin(&w, catalog, TABLE_JOB, "UPDATE");
-		if (!row_find_job(&w, request->job_id, LockTupleNoKeyExclusive))
+		row_write_begin(&w, catalog, TABLE_JOB, update ? "UPDATE" : "DELETE");
+		if (!row_find_job(&w, request->job_id,
+						  update ? LockTupleNoKeyExclusive : LockTupleExclusive))
 			report_job_missing(request->job_id);
 		request_result_from_found(catalog, &w, request);
-		row_from_found(&w);
-		mark_request_columns(&w, request);
+		if (update)
+		{
+			row_from_found(&w);
+			mark_request_columns(&w, request);
+		}
 		request_begin_write(request);
-		row_update(&w);
+		if (update)
+			row_update(&w);
+		else
+			row_delete(&w);
 		if (request->stage < REQUEST_WRITTEN)
 			request->stage = REQUEST_WRITTEN;
 		row_write_end(&w);
@@ -116,29 +122,23 @@ job_change(Catalog *catalog, Request *request)
 	PG_END_TRY();
 }
 
+/*
+ * Applies a request to its job.  The request's stage says whether the
+ * change was recorded (a BEFORE trigger of the user's may skip it), and
+ * result_status and result_phase the job's state after the change and its
+ * follow-up.
+ */
+void
+job_change(Catalog *catalog, Request *request)
+{
+	job_write(catalog, request, CMD_UPDATE);
+}
+
 /* Deletes a job; false if a trigger of the user's skipped the delete. */
 bool
 job_delete(Catalog *catalog, Request *request)
 {
-	refuse_nested_change(request->job_id);
-	request_push(request);
-	PG_TRY();
-	{
-		RowWrite	w;
-
-		row_write_begin(&w, catalog, TABLE_JOB, "DELETE");
-		if (!row_find_job(&w, request->job_id, LockTupleExclusive))
-			report_job_missing(request->job_id);
-		request_begin_write(request);
-		row_delete(&w);
-		request->stage = REQUEST_WRITTEN;
-		row_write_end(&w);
-	}
-	PG_FINALLY();
-	{
-		request_pop(request);
-	}
-	PG_END_TRY();
+	job_write(catalog, request, CMD_DELETE);
 	return request->stage == REQUEST_RECORDED;
 }
 

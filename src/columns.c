@@ -21,7 +21,7 @@
 #include "catalog.h"
 #include "columns.h"
 
-/* What a known column must be; type 's', 'p', 'm', 'd' are the extension's enums. */
+/* What a known column must be: its name and type (a letter of catalog_type()). */
 typedef struct ColumnSpec
 {
 	const char *name;
@@ -86,32 +86,6 @@ static uint64 layout_invalidations[N_TABLE];	/* to notice one during a build */
 static MemoryContext layout_context[N_TABLE];
 static bool callback_registered = false;
 
-static Oid
-column_type(Catalog *catalog, char type)
-{
-	switch (type)
-	{
-		case 'i':
-			return INT8OID;
-		case 't':
-			return TEXTOID;
-		case 'a':
-			return TEXTARRAYOID;
-		case 'z':
-			return TIMESTAMPTZOID;
-		case 's':
-			return catalog->status_type;
-		case 'p':
-			return catalog->phase_type;
-		case 'm':
-			return catalog->migration_type_type;
-		case 'd':
-			return catalog->parallelism_type;
-	}
-	elog(ERROR, "unknown column type '%c'", type);
-	return InvalidOid;			/* keep compiler quiet */
-}
-
 /* Every ALTER TABLE, CREATE INDEX, ... of a relation invalidates its relcache entry. */
 static void
 layouts_invalidate(Datum arg, Oid relid)
@@ -153,7 +127,7 @@ layout_build(Catalog *catalog, TableId table, Relation rel)
 	for (int c = 0; c < spec->ncolumns; c++)
 	{
 		const ColumnSpec *column = &spec->columns[c];
-		Oid			type = column_type(catalog, column->type);
+		Oid			type = catalog_type(catalog, column->type);
 		AttrNumber	found = InvalidAttrNumber;
 
 		for (int i = 0; i < desc->natts; i++)

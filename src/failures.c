@@ -20,6 +20,7 @@
 #include "write.h"
 
 PG_FUNCTION_INFO_V1(dms_failure_guard);
+PG_FUNCTION_INFO_V1(dms_failure_record);
 PG_FUNCTION_INFO_V1(dms_failure_removed);
 
 /* Locks a job and reads it; false if it does not exist.  The caller is connected to SPI. */
@@ -50,10 +51,74 @@ job_lock(Catalog *catalog, int64 job_id, JobRow *job)
 	return true;
 }
 
+/* A failure row as the triggers read it. */
+typedef struct FailureRow
+{
+	int64		job_id;
+	char	   *database;
+	char	   *message;
+	int			phase;			/* PHASE_NULL if NULL */
+} FailureRow;
+
+/* Reads a failure row by name, and refuses what no failure row may hold. */
+static void
+failure_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, FailureRow *row)
+{
+	const TableLayout *layout = table_layout(catalog, TABLE_FAILURE, rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		isnull;
+	Datum		phase;
+
+	for (int c = FAILURE_JOB_ID; c <= FAILURE_ERROR_MESSAGE; c++)
+		if (c != FAILURE_PHASE && heap_attisnull(tuple, layout->attnum[c], desc))
+			report_null_column(rel, layout->attnum[c]);
+	row->job_id = DatumGetInt64(heap_getattr(tuple, layout->attnum[FAILURE_JOB_ID], desc, &isnull));
+	row->database = TextDatumGetCString(heap_getattr(tuple, layout->attnum[FAILURE_DATABASE_NAME],
+													 desc, &isnull));
+	row->message = TextDatumGetCString(heap_getattr(tuple, layout->attnum[FAILURE_ERROR_MESSAGE],
+													desc, &isnull));
+	phase = heap_getattr(tuple, layout->attnum[FAILURE_PHASE], desc, &isnull);
+	row->phase = isnull ? PHASE_NULL : phase_index(catalog, phase);
+
+	validate_name_text(row->database, "database name");
+	if (message_is_blank(row->message))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the error message of failed database \"%s\" must not be blank",
+						row->database)));
+}
+
+/*
+ * Is the failure table's AFTER trigger there (1.1)?  In a database still at
+ * 1.0 the BEFORE trigger changes the job itself, as 1.0 did.
+ */
+static bool
+failure_record_trigger_exists(Relation rel)
+{
+	TriggerDesc *desc = rel->trigdesc;
+
+	for (int i = 0; desc != NULL && i < desc->numtriggers; i++)
+		if (strcmp(desc->triggers[i].tgname, "dms_failure_record") == 0)
+			return true;
+	return false;
+}
+
+/* The event "failed" of a failure row's database, applied to its job. */
+static void
+failure_fails_job(Catalog *catalog, const FailureRow *row, Request *request)
+{
+	request_init(request, EDGE_EVENT, EV_FAILED, row->job_id);
+	request->actor = request_actor();
+	request->message = row->message;
+	request->database = row->database;
+	job_change(catalog, request);
+}
+
 /*
  * dms_failure_guard: BEFORE INSERT OR UPDATE FOR EACH ROW on dms_job_failure.
- * A database that fails puts its job into "Failed" (or, if it is failed
- * already, records another failure); the row takes the phase it failed in.
+ * Checks that a database that fails belongs to a job that can fail now, and
+ * gives the row the phase the job fails in; the AFTER trigger fails the job
+ * once the row is written.
  */
 Datum
 dms_failure_guard(PG_FUNCTION_ARGS)
@@ -61,16 +126,13 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Catalog    *catalog;
 	Relation	rel;
-	TupleDesc	desc;
 	const TableLayout *layout;
 	HeapTuple	newtuple;
-	int64		job_id;
-	char	   *database;
-	char	   *message;
+	FailureRow	row;
 	JobRow		job;
 	Request		request;
 	OwnerSwitch sw;
-	bool		isnull;
+	int			phase;
 	int			attnums[2];
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
@@ -82,50 +144,32 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 
 	rel = trigdata->tg_relation;
 	catalog = catalog_for_relation(rel);
-	desc = RelationGetDescr(rel);
 	layout = table_layout(catalog, TABLE_FAILURE, rel);
 	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
 		: trigdata->tg_trigtuple;
-
-	for (int c = FAILURE_JOB_ID; c <= FAILURE_ERROR_MESSAGE; c++)
-		if (c != FAILURE_PHASE && heap_attisnull(newtuple, layout->attnum[c], desc))
-			report_null_column(rel, layout->attnum[c]);
-	job_id = DatumGetInt64(heap_getattr(newtuple, layout->attnum[FAILURE_JOB_ID], desc, &isnull));
-	database = TextDatumGetCString(heap_getattr(newtuple, layout->attnum[FAILURE_DATABASE_NAME],
-												desc, &isnull));
-	message = TextDatumGetCString(heap_getattr(newtuple, layout->attnum[FAILURE_ERROR_MESSAGE],
-											   desc, &isnull));
+	failure_row_read(catalog, rel, newtuple, &row);
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
-		HeapTuple	oldtuple = trigdata->tg_trigtuple;
-		int64		old_job = DatumGetInt64(heap_getattr(oldtuple, layout->attnum[FAILURE_JOB_ID],
-														 desc, &isnull));
-		char	   *old_database = TextDatumGetCString(heap_getattr(oldtuple,
-																	layout->attnum[FAILURE_DATABASE_NAME],
-																	desc, &isnull));
+		FailureRow	old;
 
-		if (old_job != job_id || strcmp(old_database, database) != 0)
+		failure_row_read(catalog, rel, trigdata->tg_trigtuple, &old);
+		if (old.job_id != row.job_id || strcmp(old.database, row.database) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("a failure row cannot move to another job or database"),
 					 errhint("Delete it and report the failure of the other database.")));
 	}
-	validate_name_text(database, "database name");
-	if (message_is_blank(message))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the error message of failed database \"%s\" must not be blank", database)));
 
 	SPI_connect();
 	owner_switch_begin(catalog, &sw);
-	if (!job_lock(catalog, job_id, &job))
-		report_job_missing(job_id);
-	if (!job.databases_null && !text_array_contains(job.databases, database))
+	if (!job_lock(catalog, row.job_id, &job))
+		report_job_missing(row.job_id);
+	if (!job.databases_null && !text_array_contains(job.databases, row.database))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration job " INT64_FORMAT " does not migrate database \"%s\"",
-						job_id, database)));
+						row.job_id, row.database)));
 	owner_switch_end(&sw);
 	SPI_finish();
 
@@ -136,23 +180,86 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("failure of database \"%s\" cannot be loaded for migration job " INT64_FORMAT " while it is %s",
-							database, job_id, state_text(job.status, job.phase))));
+							row.database, row.job_id, state_text(job.status, job.phase))));
 		return PointerGetDatum(newtuple);
 	}
 
-	request_init(&request, EDGE_EVENT, EV_FAILED, job_id);
-	request.actor = request_actor();
-	request.message = message;
-	request.database = database;
-	job_change(catalog, &request);
-	if (request.stage != REQUEST_RECORDED)
-		return PointerGetDatum(NULL);	/* a trigger of the user's kept the job as it was */
+	if (failure_record_trigger_exists(rel))
+	{
+		ResolvedEdge edge;
+
+		request_init(&request, EDGE_EVENT, EV_FAILED, row.job_id);
+		if (!lifecycle_resolve(EDGE_EVENT, EV_FAILED, job.status, job.phase,
+							   job.migration_type, &edge))
+			refuse_request(&request, &job);
+		phase = edge.to_phase;
+	}
+	else
+	{
+		/* a database at 1.0: no AFTER trigger, the job fails here */
+		failure_fails_job(catalog, &row, &request);
+		if (request.stage != REQUEST_RECORDED)
+			return PointerGetDatum(NULL);	/* a trigger of the user's kept the job as it was */
+		phase = request.result_phase;
+	}
 
 	attnums[0] = layout->attnum[FAILURE_PHASE];
-	values[0] = ObjectIdGetDatum(catalog->phase_oids[request.result_phase]);
+	values[0] = ObjectIdGetDatum(catalog->phase_oids[phase]);
 	attnums[1] = layout->attnum[FAILURE_FAILED_AT];
 	values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	return PointerGetDatum(heap_modify_tuple_by_cols(newtuple, desc, 2, attnums, values, nulls));
+	return PointerGetDatum(heap_modify_tuple_by_cols(newtuple, RelationGetDescr(rel), 2,
+													 attnums, values, nulls));
+}
+
+/*
+ * dms_failure_record: AFTER INSERT OR UPDATE FOR EACH ROW on dms_job_failure.
+ * The failure row is written: its job fails (or records another failure).
+ * The row must still be the one the guard checked, in the phase the job
+ * fails in; a BEFORE trigger of the user's that skipped the row has kept
+ * this trigger from firing, and the job from failing.
+ */
+Datum
+dms_failure_record(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Catalog    *catalog;
+	Relation	rel;
+	HeapTuple	newtuple;
+	FailureRow	row;
+	Request		request;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "dms_failure_record: not called by trigger manager");
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "dms_failure_record: must be fired after, for each row");
+
+	rel = trigdata->tg_relation;
+	if (request_loading_rows(rel))
+		return PointerGetDatum(NULL);
+	catalog = catalog_for_relation(rel);
+	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+		: trigdata->tg_trigtuple;
+	failure_row_read(catalog, rel, newtuple, &row);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		FailureRow	old;
+
+		failure_row_read(catalog, rel, trigdata->tg_trigtuple, &old);
+		if (old.job_id != row.job_id || strcmp(old.database, row.database) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("a failure row cannot move to another job or database"),
+					 errdetail("A trigger moved it after it had been checked.")));
+	}
+
+	failure_fails_job(catalog, &row, &request);
+	if (request.stage != REQUEST_RECORDED || request.result_phase != row.phase)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the failure of database \"%s\" does not match migration job " INT64_FORMAT,
+						row.database, row.job_id),
+				 errdetail("A trigger changed the failure row, or kept the job from failing, after the row had been checked.")));
+	return PointerGetDatum(NULL);
 }
 
 /*
@@ -202,6 +309,24 @@ failure_record(Catalog *catalog, int64 job_id, const char *database, const char 
 	row_write_end(&w);
 }
 
+/* Is the job failed, with no job-level error and no failed database left, as it is now? */
+static bool
+job_recoverable(Catalog *catalog, int64 job_id)
+{
+	JobRow		job;
+	OwnerSwitch sw;
+	bool		recoverable;
+	Datum		id = Int64GetDatum(job_id);
+
+	SPI_connect();
+	owner_switch_begin(catalog, &sw);
+	recoverable = job_lock(catalog, job_id, &job) && job.status == ST_FAILED && job.error_null &&
+		plan_execute(catalog, PLAN_FAILURE_ANY, &id, NULL, false) == 0;
+	owner_switch_end(&sw);
+	SPI_finish();
+	return recoverable;
+}
+
 /*
  * The follow-up of a change of a job, for its failure rows: a job that left
  * "Failed" has no failed databases, and a database that left the migration
@@ -245,6 +370,8 @@ failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new)
 	}
 	row_write_end(&w);
 
-	return !left_failed && removed > 0 && kept == 0 &&
-		new->status == ST_FAILED && new->error_null;
+	if (left_failed || removed == 0 || kept > 0 || new->status != ST_FAILED || !new->error_null)
+		return false;
+	/* the deletes' triggers (a user's) may have failed a database or the job since */
+	return job_recoverable(catalog, new->id);
 }

@@ -16,6 +16,10 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "access/xact.h"
+#include "catalog/pg_trigger.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "job.h"
@@ -224,7 +228,7 @@ status_list(bool (*test) (int status))
 	return buf.data;
 }
 
-static void
+void
 refuse_request(const Request *request, const JobRow *job)
 {
 	if (request->kind == EDGE_ACTION)
@@ -477,6 +481,14 @@ guard_request(Catalog *catalog, Request *request, const JobRow *old, RowUpdate *
 {
 	ResolvedEdge edge;
 
+	/* a database's failure: a database of the job */
+	if (request->kind == EDGE_EVENT && request->database != NULL && !old->databases_null &&
+		!text_array_contains(old->databases, request->database))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration job " INT64_FORMAT " does not migrate database \"%s\"",
+						old->id, request->database)));
+
 	if (!lifecycle_resolve(request->kind, request->name, old->status, old->phase,
 						   old->migration_type, &edge))
 		refuse_request(request, old);
@@ -573,6 +585,150 @@ guard_loaded_row(const JobRow *new)
 						new->id, state_text(new->status, new->phase))));
 }
 
+static HeapTuple guard_insert(Catalog *catalog, Relation rel, HeapTuple newtuple, RowUpdate *u);
+
+/*
+ * Does a BEFORE row trigger other than the guard fire for this event?  Such
+ * a trigger may run after the guard (triggers fire in name order) and change
+ * the row it checked, so the history trigger checks the row as written.
+ */
+static bool
+other_before_row_triggers(Relation rel, int16 event)
+{
+	TriggerDesc *desc = rel->trigdesc;
+
+	if (desc == NULL)
+		return false;
+	for (int i = 0; i < desc->numtriggers; i++)
+	{
+		Trigger    *trigger = &desc->triggers[i];
+
+		if (TRIGGER_FOR_ROW(trigger->tgtype) && TRIGGER_FOR_BEFORE(trigger->tgtype) &&
+			(trigger->tgtype & event) && trigger->tgenabled != TRIGGER_DISABLED &&
+			strcmp(trigger->tgname, "dms_job_guard") != 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The rows the guard made in this transaction, by job id, while another
+ * BEFORE trigger could still change them: the history trigger compares the
+ * row as written with them.
+ */
+typedef struct GuardedRow
+{
+	int64		job_id;
+	HeapTuple	tuple;
+} GuardedRow;
+
+static HTAB *guarded_rows = NULL;
+
+static void
+guarded_rows_forget(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		guarded_rows = NULL;	/* its memory goes with the transaction's */
+}
+
+static void
+guarded_row_remember(int64 job_id, HeapTuple tuple)
+{
+	static bool callback_registered = false;
+	GuardedRow *entry;
+	MemoryContext old;
+
+	if (guarded_rows == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!callback_registered)
+		{
+			RegisterXactCallback(guarded_rows_forget, NULL);
+			callback_registered = true;
+		}
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(GuardedRow);
+		ctl.hcxt = TopTransactionContext;
+		guarded_rows = hash_create("dms_lifecycle guarded rows", 16, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(guarded_rows, &job_id, HASH_ENTER, NULL);
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	entry->tuple = heap_copytuple(tuple);
+	MemoryContextSwitchTo(old);
+}
+
+/* 55000 unless the written row has every column of the extension as the guard made it. */
+static void
+compare_written(Catalog *catalog, Relation rel, int64 job_id, HeapTuple expected,
+				HeapTuple written)
+{
+	const TableLayout *layout = table_layout(catalog, TABLE_JOB, rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int c = 0; c < N_JOB_COLUMN; c++)
+	{
+		AttrNumber	attnum = layout->attnum[c];
+		Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+		bool		expected_null,
+					written_null;
+		Datum		a = heap_getattr(expected, attnum, desc, &expected_null);
+		Datum		b = heap_getattr(written, attnum, desc, &written_null);
+
+		if (expected_null != written_null ||
+			(!expected_null && !datumIsEqual(a, b, att->attbyval, att->attlen)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration job " INT64_FORMAT " was changed by a trigger after the lifecycle had checked it",
+							job_id),
+					 errdetail("Its column \"%s\" is not what the lifecycle made it.",
+							   NameStr(att->attname)),
+					 errhint("A BEFORE trigger that runs after dms_job_guard must not change the extension's columns.")));
+	}
+}
+
+/*
+ * Called by the history trigger: the row of an INSERT or UPDATE as it was
+ * written, after every BEFORE trigger, must be the row the guard made.
+ */
+void
+guard_check_written(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtuple)
+{
+	JobRow		job;
+
+	if (oldtuple == NULL)
+	{
+		RowUpdate	u;
+
+		/* a new job: the guard's checks hold for the row as written, or it fails */
+		if (!other_before_row_triggers(rel, TRIGGER_TYPE_INSERT) || request_loading_rows(rel))
+			return;
+		memset(&u, 0, sizeof(u));
+		job_row_read(catalog, rel, newtuple, &job);
+		compare_written(catalog, rel, job.id, guard_insert(catalog, rel, newtuple, &u), newtuple);
+		return;
+	}
+	if (guarded_rows != NULL)
+	{
+		GuardedRow *entry;
+		bool		isnull;
+		int64		job_id = DatumGetInt64(job_column(rel, table_layout(catalog, TABLE_JOB, rel),
+													  oldtuple, JOB_ID, &isnull));
+
+		entry = hash_search(guarded_rows, &job_id, HASH_FIND, NULL);
+		if (entry != NULL)
+		{
+			HeapTuple	expected = entry->tuple;
+
+			hash_search(guarded_rows, &job_id, HASH_REMOVE, NULL);
+			compare_written(catalog, rel, job_id, expected, newtuple);
+		}
+	}
+}
+
 static HeapTuple
 guard_insert(Catalog *catalog, Relation rel, HeapTuple newtuple, RowUpdate *u)
 {
@@ -616,10 +772,17 @@ guard_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtu
 	bool		isnull;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	const TableLayout *layout;
+	HeapTuple	result;
 
 	job_row_read(catalog, rel, oldtuple, &old);
 	job_row_read(catalog, rel, newtuple, &new);
 	layout = table_layout(catalog, TABLE_JOB, rel);
+
+	if (new.id != old.id)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the id of migration job " INT64_FORMAT " cannot change", old.id),
+				 errdetail("Its history, failures and notifications name it by that id.")));
 
 	request = request_for_job(old.id, REQUEST_PENDING);
 	if (request != NULL)
@@ -635,14 +798,7 @@ guard_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtu
 				 errdetail("A trigger changed the job while a change of it was being written."),
 				 errhint("A trigger must not change the job whose change fired it.")));
 	else
-	{
-		if (new.id != old.id)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the id of migration job " INT64_FORMAT " cannot change", old.id),
-					 errdetail("Its history, failures and notifications name it by that id.")));
 		changed = guard_direct_update(catalog, rel, oldtuple, &old, newtuple, &new, u);
-	}
 
 	to_status = u->replace[JOB_STATUS] ?
 		status_index(catalog, u->values[JOB_STATUS]) : new.status;
@@ -664,7 +820,10 @@ guard_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtu
 	set_column(u, JOB_STATUS_CHANGED_AT,
 			   to_status != old.status || to_phase != old.phase ? now :
 			   job_column(rel, layout, oldtuple, JOB_STATUS_CHANGED_AT, &isnull), false);
-	return row_with_update(catalog, rel, newtuple, u);
+	result = row_with_update(catalog, rel, newtuple, u);
+	if (other_before_row_triggers(rel, TRIGGER_TYPE_UPDATE))
+		guarded_row_remember(old.id, result);
+	return result;
 }
 
 static void

@@ -189,6 +189,23 @@ update_change(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *
 }
 
 /*
+ * A change of the job made after this one and before this one was recorded
+ * (by an AFTER trigger of the user's that fires before the history trigger,
+ * or one on the history row): its history row would come first.
+ */
+static void
+refuse_changed_before_recorded(Relation rel, HeapTuple newtuple, int64 job_id)
+{
+	if (row_changed_since(rel, &newtuple->t_self))
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("migration job " INT64_FORMAT " was changed again before its change was recorded",
+						job_id),
+				 errdetail("A trigger changed the job between its change and the history row of that change."),
+				 errhint("Change the job from an AFTER trigger that fires after dms_job_record (triggers fire in name order).")));
+}
+
+/*
  * After an UPDATE of a job: its history row and notification, then its
  * follow-up.  The change is complete when this runs; the follow-up (failure
  * rows the change left behind, and the recovery of a job whose last failed
@@ -205,8 +222,10 @@ record_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newt
 	job_row_read(catalog, rel, oldtuple, &old);
 	job_row_read(catalog, rel, newtuple, &new);
 	request = request_for_job(old.id, REQUEST_WRITTEN);
+	guard_check_written(catalog, rel, oldtuple, newtuple);
 	if (update_change(catalog, rel, oldtuple, &old, newtuple, &new, request, &change))
 		record_change(catalog, &change);
+	refuse_changed_before_recorded(rel, newtuple, new.id);
 	if (request != NULL)
 	{
 		request->stage = REQUEST_RECORDED;
@@ -257,9 +276,11 @@ dms_job_record(PG_FUNCTION_ARGS)
 		if (request_loading_rows(rel))
 			return PointerGetDatum(NULL);
 		job_row_read(catalog, rel, trigdata->tg_trigtuple, &new);
+		guard_check_written(catalog, rel, NULL, trigdata->tg_trigtuple);
 		change.cause = "create";
 		change.to = &new;
 		record_change(catalog, &change);
+		refuse_changed_before_recorded(rel, trigdata->tg_trigtuple, new.id);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{

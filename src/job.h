@@ -49,6 +49,9 @@ extern void judge_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, con
 						 UpdateJudgement *out);
 extern const char *request_cause(const Request *request);
 extern void refuse_transition(const JobRow *old, const JobRow *new) pg_attribute_noreturn();
+extern void refuse_request(const Request *request, const JobRow *job) pg_attribute_noreturn();
+extern void guard_check_written(Catalog *catalog, Relation rel, HeapTuple oldtuple,
+								HeapTuple newtuple);
 extern bool text_array_contains(Datum array, const char *value);
 
 /*

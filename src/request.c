@@ -29,7 +29,7 @@ request_init(Request *request, EdgeKind kind, int name, int64 job_id)
 	request->edit = EDIT_NONE;
 }
 
-/* A frame that only carries the current actor; push it before switching to the owner. */
+/* A frame that only carries the current actor. */
 void
 request_init_actor(Request *request)
 {
@@ -38,8 +38,9 @@ request_init_actor(Request *request)
 }
 
 /*
- * The actor is the role that made the outermost call: nested requests come
- * from the extension's own triggers, which run as the tables' owner.
+ * The actor is the role that made the outermost call: a request pushed
+ * inside another one (the extension's own follow-up, or a call from a
+ * trigger, even a SECURITY DEFINER one) keeps the role that set it off.
  */
 void
 request_push(Request *request)

@@ -16,6 +16,8 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/sysattr.h"
 #include "access/table.h"
@@ -24,12 +26,15 @@
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
+#include "catalog/dependency.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/parse_coerce.h"
 #if PG_VERSION_NUM >= 160000
 #include "parser/parse_relation.h"
 #endif
 #include "rewrite/rewriteHandler.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -307,6 +312,46 @@ row_get(TupleTableSlot *slot, const TableLayout *layout, int column, bool *isnul
 }
 
 /*
+ * A serial column's default, nextval() of the sequence the column owns,
+ * takes its value without the caller's USAGE on that sequence, as an
+ * identity column does: a bookkeeping column that a user adds must not
+ * break the calls of operators and engines.  Other defaults are the
+ * caller's, as for the caller's own INSERT.
+ */
+typedef struct DefaultColumn
+{
+	Relation	rel;
+	AttrNumber	attnum;
+} DefaultColumn;
+
+static Node *
+owned_sequence_values(Node *node, void *context)
+{
+	DefaultColumn *column = (DefaultColumn *) context;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcid == F_NEXTVAL &&
+		list_length(((FuncExpr *) node)->args) == 1 &&
+		IsA(linitial(((FuncExpr *) node)->args), Const))
+	{
+		Const	   *sequence = linitial_node(Const, ((FuncExpr *) node)->args);
+		Oid			table;
+		int32		attnum;
+
+		if (!sequence->constisnull && sequence->consttype == REGCLASSOID &&
+			sequenceIsOwned(DatumGetObjectId(sequence->constvalue), DEPENDENCY_AUTO,
+							&table, &attnum) &&
+			table == RelationGetRelid(column->rel) && attnum == column->attnum)
+			return (Node *) makeConst(INT8OID, -1, InvalidOid, sizeof(int64),
+									  Int64GetDatum(nextval_internal(DatumGetObjectId(sequence->constvalue),
+																	 false)),
+									  false, FLOAT8PASSBYVAL);
+	}
+	return expression_tree_mutator(node, owned_sequence_values, context);
+}
+
+/*
  * Gives each column the extension does not fill its default, as INSERT
  * does: the identity, and every column a user added.
  */
@@ -345,8 +390,12 @@ row_fill_defaults(RowWrite *w)
 													  att->attbyval);
 			if (expr != NULL)
 			{
-				ExprState  *state = ExecPrepareExpr(expr, w->estate);
+				DefaultColumn column = {w->rel, attnum};
 				ExprContext *econtext = GetPerTupleExprContext(w->estate);
+				ExprState  *state;
+
+				expr = (Expr *) owned_sequence_values((Node *) expr, &column);
+				state = ExecPrepareExpr(expr, w->estate);
 
 				value = ExecEvalExprSwitchContext(state, econtext, &isnull);
 				if (!isnull)
@@ -377,4 +426,29 @@ void
 row_delete(RowWrite *w)
 {
 	ExecSimpleRelationDelete(w->info, w->estate, &w->epq, w->found);
+}
+
+/*
+ * Has the row version at tid been updated or deleted since it was written
+ * (by this transaction: another one could not, while this one holds the
+ * row)?  The history trigger asks, so that no change is recorded after a
+ * later one.
+ */
+bool
+row_changed_since(Relation rel, ItemPointer tid)
+{
+	HeapTupleData tuple;
+	Buffer		buffer;
+	bool		changed;
+
+	tuple.t_self = *tid;
+	if (!heap_fetch(rel, SnapshotAny, &tuple, &buffer, false))
+		return true;
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	changed = !ItemPointerEquals(&tuple.t_self, &tuple.t_data->t_ctid) ||
+		(!(tuple.t_data->t_infomask & HEAP_XMAX_INVALID) &&
+		 !HEAP_XMAX_IS_LOCKED_ONLY(tuple.t_data->t_infomask));
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	ReleaseBuffer(buffer);
+	return changed;
 }

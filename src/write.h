@@ -64,4 +64,7 @@ extern bool row_insert(RowWrite *w);
 extern void row_update(RowWrite *w);
 extern void row_delete(RowWrite *w);
 
+/* Was the row version at tid updated or deleted since it was written? */
+extern bool row_changed_since(Relation rel, ItemPointer tid);
+
 #endif							/* DMS_WRITE_H */
