@@ -296,7 +296,85 @@ SELECT pg_temp.try($$UPDATE dms_job SET id = 100 WHERE id = 1$$);
 SELECT pg_temp.try($$UPDATE dms_job SET id = DEFAULT WHERE id = 1$$);
 
 --------------------------------------------------------------------------
--- 6. The session around a call.
+-- 6. What the checks of the row as written must not take for a change.
+--------------------------------------------------------------------------
+
+-- A BEFORE trigger that changes nothing: a long error message, which the
+-- table stores compressed or out of line, is still the message the guard
+-- wrote; a long database list as well.
+CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NEW;
+END $$;
+CREATE TRIGGER zz_keep BEFORE UPDATE ON dms_job
+    FOR EACH ROW EXECUTE FUNCTION keep();
+SELECT dms_create_job('long', 'continuous', ARRAY(SELECT 'database_' || g FROM generate_series(1, 200) g)) AS long \gset
+SELECT dms_start(:long), dms_report(:long, 'started');
+SELECT dms_report(:long, 'error', repeat('the source went away; ', 300));
+SELECT dms_report(:long, 'error', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 200) g));
+SELECT dms_stop(:long), dms_report(:long, 'stopped');
+UPDATE dms_job SET databases = databases || ARRAY['database_201'] WHERE id = :long;
+SELECT status, length(error_message) AS message_length, cardinality(databases) AS databases
+  FROM dms_job WHERE id = :long;
+
+-- A write skipped by a trigger, or rolled back to a savepoint after the
+-- guard (the new name is taken: 23505), leaves nothing that a later change
+-- of the job would be compared with.
+CREATE FUNCTION skip_named() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.note = 'skip me' THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER zz_skip_named BEFORE UPDATE ON dms_job
+    FOR EACH ROW EXECUTE FUNCTION skip_named();
+UPDATE dms_job SET note = 'skip me' WHERE id = :long;
+BEGIN;
+SAVEPOINT before_rename;
+UPDATE dms_job SET name = 'orders' WHERE id = :long;
+ROLLBACK TO before_rename;
+COMMIT;
+DROP TRIGGER zz_skip_named ON dms_job;
+DROP TRIGGER zz_keep ON dms_job;
+SELECT dms_restart(:long);
+
+-- An AFTER trigger that fires before dms_job_record and changes the job in
+-- a subtransaction it rolls back has changed nothing.
+CREATE FUNCTION probe() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        UPDATE dms_job SET note = 'probed' WHERE id = NEW.id;
+        RAISE EXCEPTION 'undo';
+    EXCEPTION WHEN raise_exception THEN
+        NULL;
+    END;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER a_probe AFTER UPDATE ON dms_job
+    FOR EACH ROW WHEN (pg_trigger_depth() = 1) EXECUTE FUNCTION probe();
+SELECT dms_report(:long, 'restarted');
+DROP TRIGGER a_probe ON dms_job;
+SELECT status, phase, note FROM dms_job WHERE id = :long;
+
+-- A user's column of a failure row is the user's: writing it is no new
+-- failure.  And with dms_failure_record disabled, a failure still fails
+-- its job: the BEFORE trigger then does it.
+ALTER TABLE dms_job_failure ADD COLUMN acknowledged boolean NOT NULL DEFAULT false;
+SELECT dms_report(:long, 'failed', 'disk full', 'database_1');
+SELECT count(*) AS history_rows FROM dms_job_history WHERE job_id = :long \gset
+UPDATE dms_job_failure SET acknowledged = true WHERE job_id = :long;
+SELECT count(*) - :history_rows AS new_history_rows FROM dms_job_history WHERE job_id = :long;
+ALTER TABLE dms_job_failure DROP COLUMN acknowledged;
+SELECT dms_restart(:long), dms_report(:long, 'restarted');
+ALTER TABLE dms_job_failure DISABLE TRIGGER dms_failure_record;
+SELECT dms_report(:long, 'failed', 'disk full', 'database_2');
+ALTER TABLE dms_job_failure ENABLE TRIGGER dms_failure_record;
+SELECT j.status, j.phase, f.database_name, f.phase AS failed_in
+  FROM dms_job j JOIN dms_job_failure f ON f.job_id = j.id WHERE j.id = :long;
+
+--------------------------------------------------------------------------
+-- 7. The session around a call.
 --------------------------------------------------------------------------
 
 -- A refused call caught in an exception block leaves the session as it
@@ -323,6 +401,6 @@ DROP OWNED BY hostile_operator;
 DROP ROLE hostile_operator;
 DROP TABLE fired;
 DROP FUNCTION note_fired(), finish_early(), sneak(), touch(), again(), annotate(),
-    resumed_at_once(), skip(), move_failure(), fail_billing();
+    resumed_at_once(), skip(), move_failure(), fail_billing(), keep(), skip_named(), probe();
 DROP DOMAIN required_int;
 RESET client_min_messages;

@@ -12,7 +12,9 @@
 
 #include "access/htup_details.h"
 #include "commands/trigger.h"
+#include "catalog/pg_trigger.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/datum.h"
 #include "utils/timestamp.h"
 
@@ -89,18 +91,51 @@ failure_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, FailureRow *ro
 }
 
 /*
- * Is the failure table's AFTER trigger there (1.1)?  In a database still at
- * 1.0 the BEFORE trigger changes the job itself, as 1.0 did.
+ * Will the failure table's AFTER trigger fail the job (1.1)?  It must be
+ * there, enabled, and run the extension's dms_failure_record.  Otherwise
+ * (a database still at 1.0, or the trigger disabled) the BEFORE trigger
+ * fails the job itself, as 1.0 did: a failure row never stands without its
+ * failed job.
  */
 static bool
-failure_record_trigger_exists(Relation rel)
+failure_record_trigger_fires(Catalog *catalog, Relation rel)
 {
 	TriggerDesc *desc = rel->trigdesc;
 
 	for (int i = 0; desc != NULL && i < desc->numtriggers; i++)
-		if (strcmp(desc->triggers[i].tgname, "dms_failure_record") == 0)
+	{
+		Trigger    *trigger = &desc->triggers[i];
+		char	   *function;
+
+		if (trigger->tgenabled == TRIGGER_DISABLED || !TRIGGER_FOR_ROW(trigger->tgtype) ||
+			!TRIGGER_FOR_AFTER(trigger->tgtype) || !TRIGGER_FOR_INSERT(trigger->tgtype) ||
+			!TRIGGER_FOR_UPDATE(trigger->tgtype) ||
+			get_func_namespace(trigger->tgfoid) != catalog->namespace)
+			continue;
+		function = get_func_name(trigger->tgfoid);
+		if (function != NULL && strcmp(function, "dms_failure_record") == 0)
 			return true;
+	}
 	return false;
+}
+
+/*
+ * Only a new failure is an event: a write of the row that changes none of
+ * the extension's columns (a user's bookkeeping column) is not, unless the
+ * extension itself writes it (a database failing again, with the same
+ * message).
+ */
+static bool recording_failure = false;
+
+static bool
+failure_is_event(TriggerData *trigdata, const FailureRow *row, Catalog *catalog)
+{
+	FailureRow	old;
+
+	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) || recording_failure)
+		return true;
+	failure_row_read(catalog, trigdata->tg_relation, trigdata->tg_trigtuple, &old);
+	return strcmp(old.message, row->message) != 0;
 }
 
 /* The event "failed" of a failure row's database, applied to its job. */
@@ -184,7 +219,9 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtuple);
 	}
 
-	if (failure_record_trigger_exists(rel))
+	if (!failure_is_event(trigdata, &row, catalog))
+		return PointerGetDatum(newtuple);	/* a user's column changed: no event */
+	if (failure_record_trigger_fires(catalog, rel))
 	{
 		ResolvedEdge edge;
 
@@ -252,6 +289,8 @@ dms_failure_record(PG_FUNCTION_ARGS)
 					 errdetail("A trigger moved it after it had been checked.")));
 	}
 
+	if (!failure_is_event(trigdata, &row, catalog))
+		return PointerGetDatum(NULL);
 	failure_fails_job(catalog, &row, &request);
 	if (request.stage != REQUEST_RECORDED || request.result_phase != row.phase)
 		ereport(ERROR,
@@ -293,7 +332,6 @@ failure_record(Catalog *catalog, int64 job_id, const char *database, const char 
 	{
 		row_from_found(&w);
 		row_set(&w, FAILURE_ERROR_MESSAGE, CStringGetTextDatum(message), false);
-		row_update(&w);
 	}
 	else
 	{
@@ -304,9 +342,22 @@ failure_record(Catalog *catalog, int64 job_id, const char *database, const char 
 		row_set(&w, FAILURE_PHASE, (Datum) 0, true);	/* the trigger sets it */
 		row_set(&w, FAILURE_FAILED_AT,
 				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
-		row_insert(&w);
 	}
-	row_write_end(&w);
+	/* the same message again is a new failure all the same: the write is ours */
+	recording_failure = true;
+	PG_TRY();
+	{
+		if (found)
+			row_update(&w);
+		else
+			row_insert(&w);
+		row_write_end(&w);
+	}
+	PG_FINALLY();
+	{
+		recording_failure = false;
+	}
+	PG_END_TRY();
 }
 
 /* Is the job failed, with no job-level error and no failed database left, as it is now? */
@@ -345,7 +396,7 @@ failures_follow_job(Catalog *catalog, const JobRow *old, const JobRow *new)
 	int			n;
 
 	databases_changed = !new->databases_null &&
-		(old->databases_null || !datumIsEqual(old->databases, new->databases, false, -1));
+		(old->databases_null || !datum_image_eq(old->databases, new->databases, false, -1));
 	if (!left_failed && !databases_changed)
 		return false;
 

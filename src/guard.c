@@ -132,7 +132,8 @@ column_changed(Catalog *catalog, Relation rel, HeapTuple a, HeapTuple b, int col
 
 	if (a_null || b_null)
 		return a_null != b_null;
-	return !datumIsEqual(a_value, b_value, att->attbyval, att->attlen);
+	/* datum_image_eq: a stored value may be compressed or out of line, a new one not */
+	return !datum_image_eq(a_value, b_value, att->attbyval, att->attlen);
 }
 
 /*
@@ -592,6 +593,8 @@ static HeapTuple guard_insert(Catalog *catalog, Relation rel, HeapTuple newtuple
  * a trigger may run after the guard (triggers fire in name order) and change
  * the row it checked, so the history trigger checks the row as written.
  */
+static Oid	guard_function = InvalidOid;	/* dms_job_guard's own function */
+
 static bool
 other_before_row_triggers(Relation rel, int16 event)
 {
@@ -605,20 +608,23 @@ other_before_row_triggers(Relation rel, int16 event)
 
 		if (TRIGGER_FOR_ROW(trigger->tgtype) && TRIGGER_FOR_BEFORE(trigger->tgtype) &&
 			(trigger->tgtype & event) && trigger->tgenabled != TRIGGER_DISABLED &&
-			strcmp(trigger->tgname, "dms_job_guard") != 0)
+			trigger->tgfoid != guard_function)
 			return true;
 	}
 	return false;
 }
 
 /*
- * The rows the guard made in this transaction, by job id, while another
- * BEFORE trigger could still change them: the history trigger compares the
- * row as written with them.
+ * The rows the guard made in this transaction while another BEFORE trigger
+ * could still change them, by the row version they replace: the history
+ * trigger compares the row as written with them.  The guard of every update
+ * stores or forgets the entry of the version it replaces, so an entry left
+ * by a write that never reached the heap (skipped, or rolled back to a
+ * savepoint) is never read for another one.
  */
 typedef struct GuardedRow
 {
-	int64		job_id;
+	ItemPointerData replaced;
 	HeapTuple	tuple;
 } GuardedRow;
 
@@ -633,29 +639,41 @@ guarded_rows_forget(XactEvent event, void *arg)
 		guarded_rows = NULL;	/* its memory goes with the transaction's */
 }
 
+/* Stores the row the guard made, or with NULL forgets any stored before. */
 static void
-guarded_row_remember(int64 job_id, HeapTuple tuple)
+guarded_row_remember(ItemPointer replaced, HeapTuple tuple)
 {
 	static bool callback_registered = false;
 	GuardedRow *entry;
+	bool		found;
 	MemoryContext old;
 
 	if (guarded_rows == NULL)
 	{
 		HASHCTL		ctl;
 
+		if (tuple == NULL)
+			return;
 		if (!callback_registered)
 		{
 			RegisterXactCallback(guarded_rows_forget, NULL);
 			callback_registered = true;
 		}
-		ctl.keysize = sizeof(int64);
+		ctl.keysize = sizeof(ItemPointerData);
 		ctl.entrysize = sizeof(GuardedRow);
 		ctl.hcxt = TopTransactionContext;
 		guarded_rows = hash_create("dms_lifecycle guarded rows", 16, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	entry = hash_search(guarded_rows, &job_id, HASH_ENTER, NULL);
+	entry = hash_search(guarded_rows, replaced, tuple ? HASH_ENTER : HASH_FIND, &found);
+	if (found)
+		heap_freetuple(entry->tuple);
+	if (tuple == NULL)
+	{
+		if (found)
+			hash_search(guarded_rows, replaced, HASH_REMOVE, NULL);
+		return;
+	}
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	entry->tuple = heap_copytuple(tuple);
 	MemoryContextSwitchTo(old);
@@ -679,7 +697,7 @@ compare_written(Catalog *catalog, Relation rel, int64 job_id, HeapTuple expected
 		Datum		b = heap_getattr(written, attnum, desc, &written_null);
 
 		if (expected_null != written_null ||
-			(!expected_null && !datumIsEqual(a, b, att->attbyval, att->attlen)))
+			(!expected_null && !datum_image_eq(a, b, att->attbyval, att->attlen)))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration job " INT64_FORMAT " was changed by a trigger after the lifecycle had checked it",
@@ -713,18 +731,16 @@ guard_check_written(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTupl
 	}
 	if (guarded_rows != NULL)
 	{
-		GuardedRow *entry;
-		bool		isnull;
-		int64		job_id = DatumGetInt64(job_column(rel, table_layout(catalog, TABLE_JOB, rel),
-													  oldtuple, JOB_ID, &isnull));
+		GuardedRow *entry = hash_search(guarded_rows, &oldtuple->t_self, HASH_FIND, NULL);
 
-		entry = hash_search(guarded_rows, &job_id, HASH_FIND, NULL);
 		if (entry != NULL)
 		{
-			HeapTuple	expected = entry->tuple;
+			bool		isnull;
+			int64		job_id = DatumGetInt64(job_column(rel, table_layout(catalog, TABLE_JOB, rel),
+														  oldtuple, JOB_ID, &isnull));
 
-			hash_search(guarded_rows, &job_id, HASH_REMOVE, NULL);
-			compare_written(catalog, rel, job_id, expected, newtuple);
+			compare_written(catalog, rel, job_id, entry->tuple, newtuple);
+			guarded_row_remember(&oldtuple->t_self, NULL);
 		}
 	}
 }
@@ -821,8 +837,8 @@ guard_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtu
 			   to_status != old.status || to_phase != old.phase ? now :
 			   job_column(rel, layout, oldtuple, JOB_STATUS_CHANGED_AT, &isnull), false);
 	result = row_with_update(catalog, rel, newtuple, u);
-	if (other_before_row_triggers(rel, TRIGGER_TYPE_UPDATE))
-		guarded_row_remember(old.id, result);
+	guarded_row_remember(&oldtuple->t_self,
+						 other_before_row_triggers(rel, TRIGGER_TYPE_UPDATE) ? result : NULL);
 	return result;
 }
 
@@ -862,6 +878,7 @@ dms_job_guard(PG_FUNCTION_ARGS)
 
 	catalog = catalog_for_relation(trigdata->tg_relation);
 	rel = trigdata->tg_relation;
+	guard_function = fcinfo->flinfo->fn_oid;
 	memset(&u, 0, sizeof(u));
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))

@@ -18,6 +18,8 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/transam.h"
+#include "catalog/pg_am.h"
 #include "access/relscan.h"
 #include "access/sysattr.h"
 #include "access/table.h"
@@ -343,10 +345,14 @@ owned_sequence_values(Node *node, void *context)
 			sequenceIsOwned(DatumGetObjectId(sequence->constvalue), DEPENDENCY_AUTO,
 							&table, &attnum) &&
 			table == RelationGetRelid(column->rel) && attnum == column->attnum)
-			return (Node *) makeConst(INT8OID, -1, InvalidOid, sizeof(int64),
-									  Int64GetDatum(nextval_internal(DatumGetObjectId(sequence->constvalue),
-																	 false)),
-									  false, FLOAT8PASSBYVAL);
+		{
+			/* the executor's own node for an identity: nextval(), unchecked, when evaluated */
+			NextValueExpr *next = makeNode(NextValueExpr);
+
+			next->seqid = DatumGetObjectId(sequence->constvalue);
+			next->typeId = INT8OID;
+			return (Node *) next;
+		}
 	}
 	return expression_tree_mutator(node, owned_sequence_values, context);
 }
@@ -441,13 +447,23 @@ row_changed_since(Relation rel, ItemPointer tid)
 	Buffer		buffer;
 	bool		changed;
 
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+		return false;			/* another table access method: it cannot tell */
 	tuple.t_self = *tid;
 	if (!heap_fetch(rel, SnapshotAny, &tuple, &buffer, false))
 		return true;
 	LockBuffer(buffer, BUFFER_LOCK_SHARE);
-	changed = !ItemPointerEquals(&tuple.t_self, &tuple.t_data->t_ctid) ||
-		(!(tuple.t_data->t_infomask & HEAP_XMAX_INVALID) &&
-		 !HEAP_XMAX_IS_LOCKED_ONLY(tuple.t_data->t_infomask));
+	if ((tuple.t_data->t_infomask & HEAP_XMAX_INVALID) ||
+		HEAP_XMAX_IS_LOCKED_ONLY(tuple.t_data->t_infomask))
+		changed = false;		/* not updated nor deleted; perhaps locked */
+	else
+	{
+		/* updated or deleted: by this transaction, not by a subtransaction rolled back */
+		TransactionId updater = HeapTupleHeaderGetUpdateXid(tuple.t_data);
+
+		changed = TransactionIdIsCurrentTransactionId(updater) ||
+			!TransactionIdDidAbort(updater);
+	}
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	ReleaseBuffer(buffer);
 	return changed;
