@@ -186,6 +186,32 @@ SELECT call,
            UNION ALL SELECT generate_series(128, 159)) p(cp)) c
  GROUP BY call ORDER BY call;
 
+-- Invisible format characters (Unicode category Cf) inside a name, through
+-- the same calls: soft hyphen, Arabic letter mark, zero-width space,
+-- non-joiner and joiner, left-to-right and right-to-left marks, the
+-- bidirectional embeddings, overrides and isolates, word joiner, byte order
+-- mark, a language tag: 22023, nothing changed.
+SELECT call,
+       count(*) FILTER (WHERE (r).result LIKE 'ERROR 22023: % must not contain invisible formatting characters') AS refused_22023,
+       count(*) AS tried,
+       bool_and((r).nothing_changed) AS nothing_changed
+  FROM (SELECT call, cp,
+               pg_temp.refused(format(stmt, 'x' || chr(cp) || 'y')) AS r
+          FROM (VALUES
+                ('dms_create_job(name)',            'SELECT dms_create_job(%L)'),
+                ('UPDATE dms_job SET name',         'UPDATE dms_job SET name = %L WHERE id = 1'),
+                ('dms_create_job(databases)',       'SELECT dms_create_job(''fmt'', ''continuous'', ARRAY[''a'', %L])'),
+                ('dms_add_database',                'SELECT dms_add_database(1, %L)'),
+                ('dms_remove_database',             'SELECT dms_remove_database(1, %L)'),
+                ('dms_report failed, omega (all)',  'SELECT dms_report(2, ''failed'', ''boom'', %L)'),
+                ('UPDATE dms_job SET databases',    'UPDATE dms_job SET databases = ARRAY[''a'', %L] WHERE id = 1'),
+                ('INSERT INTO dms_job_failure',     'INSERT INTO dms_job_failure (job_id, database_name, error_message) VALUES (2, %L, ''boom'')')
+          ) f(call, stmt),
+          (SELECT unnest(ARRAY[x'00AD', x'061C', x'200B', x'200C', x'200D', x'200E', x'200F',
+                               x'202A', x'202B', x'202C', x'202D', x'202E', x'2060', x'2066',
+                               x'2067', x'2068', x'2069', x'FEFF', x'E0001']::int[])) p(cp)) c
+ GROUP BY call ORDER BY call;
+
 -- A name that is only a control character, and control characters at the
 -- ends (a trailing newline is easy to paste by mistake).
 SELECT label, (r).result, (r).nothing_changed FROM (
@@ -206,8 +232,11 @@ SELECT id, name, databases, status FROM dms_job ORDER BY id;
 --------------------------------------------------------------------------
 
 -- A character is a code point (what length() counts): a combining accent
--- counts apart from its letter, an emoji joined with U+200D counts each
--- part.  Bytes do not matter: 63 emoji are 252 bytes.
+-- counts apart from its letter.  Bytes do not matter: 63 emoji are 252
+-- bytes.  Invisible format characters are refused (22023): a zero-width
+-- joiner (even between emoji), a right-to-left override (U+202E) that
+-- makes "invoice" U+202E "txt.exe" read as "invoiceexe.txt", a zero-width
+-- space: each makes a name read as another.
 CREATE TEMP TABLE names (label text, name text);
 INSERT INTO names VALUES
     ('63 CJK characters',                repeat('日', 63)),

@@ -455,6 +455,29 @@ character_is_control(pg_wchar ch)
 	return ch < 0x20 || (ch >= 0x7F && ch <= 0x9F);
 }
 
+/*
+ * Unicode format characters (general category Cf, Unicode 15): invisible,
+ * yet they change how a name reads: bidirectional overrides (U+202E shows
+ * "txt.exe" as "exe.txt"), zero-width spaces and joiners, the soft hyphen.
+ */
+static bool
+character_is_format(pg_wchar ch)
+{
+	static const pg_wchar ranges[][2] = {
+		{0x00AD, 0x00AD}, {0x0600, 0x0605}, {0x061C, 0x061C}, {0x06DD, 0x06DD},
+		{0x070F, 0x070F}, {0x0890, 0x0891}, {0x08E2, 0x08E2}, {0x180E, 0x180E},
+		{0x200B, 0x200F}, {0x202A, 0x202E}, {0x2060, 0x2064}, {0x2066, 0x206F},
+		{0xFEFF, 0xFEFF}, {0xFFF9, 0xFFFB}, {0x110BD, 0x110BD}, {0x110CD, 0x110CD},
+		{0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001},
+		{0xE0020, 0xE007F}
+	};
+
+	for (int i = 0; i < (int) lengthof(ranges); i++)
+		if (ch >= ranges[i][0] && ch <= ranges[i][1])
+			return true;
+	return false;
+}
+
 /* An error message says something: not NULL, not only white space. */
 bool
 message_is_blank(const char *message)
@@ -469,7 +492,8 @@ message_is_blank(const char *message)
 
 /*
  * Job and database names: 1 to 63 characters, not blank, no control
- * characters (they would make the names unreadable in psql and logs).
+ * characters (they would make the names unreadable in psql and logs) and
+ * no format characters (they would make two names look alike).
  */
 void
 validate_name_text(const char *value, const char *what)
@@ -482,10 +506,20 @@ validate_name_text(const char *value, const char *what)
 				 errmsg("%s must be 1 to %d characters long", what, NAMEDATALEN - 1),
 				 errdetail("The %s given has %d characters.", what, length)));
 	for (const char *c = value; *c; c += pg_mblen(c))
-		if (character_is_control(character_at((const unsigned char *) c)))
+	{
+		pg_wchar	ch = character_at((const unsigned char *) c);
+
+		if (character_is_control(ch))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s must not contain control characters", what)));
+		if (character_is_format(ch))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain invisible formatting characters", what),
+					 errdetail("It contains U+%04X, which changes how the name reads without showing.",
+							   (unsigned int) ch)));
+	}
 	if (message_is_blank(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
