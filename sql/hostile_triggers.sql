@@ -341,21 +341,26 @@ SELECT dms_restart(:long);
 
 -- An AFTER trigger that fires before dms_job_record and changes the job in
 -- a subtransaction it rolls back has changed nothing.
+CREATE TABLE probes (job_id bigint);
 CREATE FUNCTION probe() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    BEGIN
-        UPDATE dms_job SET note = 'probed' WHERE id = NEW.id;
-        RAISE EXCEPTION 'undo';
-    EXCEPTION WHEN raise_exception THEN
-        NULL;
-    END;
+    IF pg_trigger_depth() = 1 THEN
+        INSERT INTO probes VALUES (NEW.id);
+        BEGIN
+            UPDATE dms_job SET note = 'probed' WHERE id = NEW.id;
+            RAISE EXCEPTION 'undo';
+        EXCEPTION WHEN raise_exception THEN
+            NULL;
+        END;
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER a_probe AFTER UPDATE ON dms_job
-    FOR EACH ROW WHEN (pg_trigger_depth() = 1) EXECUTE FUNCTION probe();
+    FOR EACH ROW EXECUTE FUNCTION probe();
 SELECT dms_report(:long, 'restarted');
 DROP TRIGGER a_probe ON dms_job;
-SELECT status, phase, note FROM dms_job WHERE id = :long;
+SELECT status, phase, note, (SELECT count(*) FROM probes) AS probes FROM dms_job WHERE id = :long;
+DROP TABLE probes;
 
 -- A user's column of a failure row is the user's: writing it is no new
 -- failure.  And with dms_failure_record disabled, a failure still fails
@@ -365,9 +370,54 @@ SELECT dms_report(:long, 'failed', 'disk full', 'database_1');
 SELECT count(*) AS history_rows FROM dms_job_history WHERE job_id = :long \gset
 UPDATE dms_job_failure SET acknowledged = true WHERE job_id = :long;
 SELECT count(*) - :history_rows AS new_history_rows FROM dms_job_history WHERE job_id = :long;
+-- The phase and the time of a failure are the triggers': values written to
+-- them by such an UPDATE are ignored, as the timestamps of a job are.
+UPDATE dms_job_failure SET phase = 'cdc', failed_at = '2000-01-01', acknowledged = false
+ WHERE job_id = :long;
+SELECT database_name, phase, failed_at > '2000-01-01' AS failed_at_kept, acknowledged
+  FROM dms_job_failure WHERE job_id = :long;
+-- A user's trigger that marks the other failures of the job acknowledged
+-- while another database fails: one failure, not two.
+CREATE FUNCTION acknowledge_others() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE dms_job_failure SET acknowledged = true
+     WHERE job_id = NEW.job_id AND database_name <> NEW.database_name;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER zz_acknowledge AFTER INSERT ON dms_job_failure
+    FOR EACH ROW EXECUTE FUNCTION acknowledge_others();
+SELECT count(*) AS history_rows FROM dms_job_history WHERE job_id = :long \gset
+SELECT dms_report(:long, 'failed', 'out of memory', 'database_3');
+SELECT cause, database_name FROM dms_job_history WHERE job_id = :long ORDER BY id DESC
+ LIMIT (SELECT count(*) - :history_rows FROM dms_job_history WHERE job_id = :long);
+DROP TRIGGER zz_acknowledge ON dms_job_failure;
+-- A failure of another job reported from a trigger during a failure, with
+-- the same message as before: both are failures, each with its row.
+SELECT dms_create_job('downstream', 'continuous', ARRAY['database_1']) AS downstream \gset
+SELECT dms_start(:downstream), dms_report(:downstream, 'started');
+CREATE FUNCTION cascade_failure() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.job_id <> current_setting('test.downstream')::bigint THEN
+        PERFORM dms_report(current_setting('test.downstream')::bigint, 'failed',
+                           'upstream failed', 'database_1');
+    END IF;
+    RETURN NULL;
+END $$;
+SELECT set_config('test.downstream', :'downstream', false) IS NOT NULL AS noted;
+CREATE TRIGGER a_cascade AFTER INSERT OR UPDATE ON dms_job_failure
+    FOR EACH ROW EXECUTE FUNCTION cascade_failure();
+SELECT max(id) AS history_mark FROM dms_job_history \gset
+SELECT dms_report(:long, 'failed', 'disk full', 'database_1');
+SELECT job_id = :long AS upstream, cause, database_name, message FROM dms_job_history
+ WHERE id > :history_mark ORDER BY id;
+DROP TRIGGER a_cascade ON dms_job_failure;
 ALTER TABLE dms_job_failure DROP COLUMN acknowledged;
 SELECT dms_restart(:long), dms_report(:long, 'restarted');
 ALTER TABLE dms_job_failure DISABLE TRIGGER dms_failure_record;
+SELECT dms_report(:long, 'failed', 'disk full', 'database_2');
+ALTER TABLE dms_job_failure ENABLE TRIGGER dms_failure_record;
+SELECT dms_restart(:long), dms_report(:long, 'restarted');
+ALTER TABLE dms_job_failure ENABLE REPLICA TRIGGER dms_failure_record;
 SELECT dms_report(:long, 'failed', 'disk full', 'database_2');
 ALTER TABLE dms_job_failure ENABLE TRIGGER dms_failure_record;
 SELECT j.status, j.phase, f.database_name, f.phase AS failed_in
@@ -401,6 +451,6 @@ DROP OWNED BY hostile_operator;
 DROP ROLE hostile_operator;
 DROP TABLE fired;
 DROP FUNCTION note_fired(), finish_early(), sneak(), touch(), again(), annotate(),
-    resumed_at_once(), skip(), move_failure(), fail_billing(), keep(), skip_named(), probe();
+    resumed_at_once(), skip(), move_failure(), fail_billing(), keep(), skip_named(), probe(), acknowledge_others(), cascade_failure();
 DROP DOMAIN required_int;
 RESET client_min_messages;

@@ -13,6 +13,7 @@
 #include "access/htup_details.h"
 #include "commands/trigger.h"
 #include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/datum.h"
@@ -107,7 +108,14 @@ failure_record_trigger_fires(Catalog *catalog, Relation rel)
 		Trigger    *trigger = &desc->triggers[i];
 		char	   *function;
 
-		if (trigger->tgenabled == TRIGGER_DISABLED || !TRIGGER_FOR_ROW(trigger->tgtype) ||
+		/* it fires as the trigger manager decides (trigger.c): enabled for this session's role */
+		bool		fires = trigger->tgenabled == TRIGGER_FIRES_ALWAYS ||
+			(SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA ?
+			 trigger->tgenabled == TRIGGER_FIRES_ON_REPLICA :
+			 trigger->tgenabled == TRIGGER_FIRES_ON_ORIGIN);
+
+		if (!fires || trigger->tgqual != NULL || trigger->tgnattr != 0 ||
+			!TRIGGER_FOR_ROW(trigger->tgtype) ||
 			!TRIGGER_FOR_AFTER(trigger->tgtype) || !TRIGGER_FOR_INSERT(trigger->tgtype) ||
 			!TRIGGER_FOR_UPDATE(trigger->tgtype) ||
 			get_func_namespace(trigger->tgfoid) != catalog->namespace)
@@ -120,22 +128,58 @@ failure_record_trigger_fires(Catalog *catalog, Relation rel)
 }
 
 /*
- * Only a new failure is an event: a write of the row that changes none of
- * the extension's columns (a user's bookkeeping column) is not, unless the
- * extension itself writes it (a database failing again, with the same
- * message).
+ * The failure row the extension itself is writing (failure_record), to tell
+ * its own write from a user's: a write of the row by the extension is a
+ * failure even with the same message (the database failed again).  Kept on
+ * the C stack of failure_record, innermost first.
  */
-static bool recording_failure = false;
+typedef struct FailureWrite
+{
+	int64		job_id;
+	const char *database;
+	int			trigger_depth;	/* its triggers fire one level below */
+	struct FailureWrite *outer;
+} FailureWrite;
 
+static FailureWrite *failure_write = NULL;
+
+/*
+ * Is this write of a failure row a failure of its database?  An INSERT is;
+ * so is the extension's own write, and an UPDATE that changes the message.
+ * An UPDATE that changes only a user's own column is not.
+ */
 static bool
 failure_is_event(TriggerData *trigdata, const FailureRow *row, Catalog *catalog)
 {
 	FailureRow	old;
 
-	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) || recording_failure)
+	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return true;
+	if (failure_write != NULL && failure_write->job_id == row->job_id &&
+		strcmp(failure_write->database, row->database) == 0 &&
+		trigger_depth() == failure_write->trigger_depth + 1)
 		return true;
 	failure_row_read(catalog, trigdata->tg_relation, trigdata->tg_trigtuple, &old);
 	return strcmp(old.message, row->message) != 0;
+}
+
+/*
+ * A write of a failure row that is no failure keeps the columns the
+ * triggers own: the phase the job failed in, and when.
+ */
+static HeapTuple
+failure_keep_owned_columns(Catalog *catalog, Relation rel, HeapTuple oldtuple,
+						   HeapTuple newtuple)
+{
+	const TableLayout *layout = table_layout(catalog, TABLE_FAILURE, rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			attnums[2] = {layout->attnum[FAILURE_PHASE], layout->attnum[FAILURE_FAILED_AT]};
+	Datum		values[2];
+	bool		nulls[2];
+
+	for (int i = 0; i < 2; i++)
+		values[i] = heap_getattr(oldtuple, attnums[i], desc, &nulls[i]);
+	return heap_modify_tuple_by_cols(newtuple, desc, 2, attnums, values, nulls);
 }
 
 /* The event "failed" of a failure row's database, applied to its job. */
@@ -220,7 +264,8 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	}
 
 	if (!failure_is_event(trigdata, &row, catalog))
-		return PointerGetDatum(newtuple);	/* a user's column changed: no event */
+		return PointerGetDatum(failure_keep_owned_columns(catalog, rel, trigdata->tg_trigtuple,
+														  newtuple));	/* no event */
 	if (failure_record_trigger_fires(catalog, rel))
 	{
 		ResolvedEdge edge;
@@ -324,6 +369,7 @@ failure_record(Catalog *catalog, int64 job_id, const char *database, const char 
 	RowWrite	w;
 	ItemPointerData *tids;
 	bool		found;
+	FailureWrite marker;
 
 	row_write_begin(&w, catalog, TABLE_FAILURE, "INSERT");
 	found = row_find_failures(&w, job_id, database, &tids) > 0 &&
@@ -344,7 +390,11 @@ failure_record(Catalog *catalog, int64 job_id, const char *database, const char 
 				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 	}
 	/* the same message again is a new failure all the same: the write is ours */
-	recording_failure = true;
+	marker.job_id = job_id;
+	marker.database = database;
+	marker.trigger_depth = trigger_depth();
+	marker.outer = failure_write;
+	failure_write = &marker;
 	PG_TRY();
 	{
 		if (found)
@@ -355,7 +405,7 @@ failure_record(Catalog *catalog, int64 job_id, const char *database, const char 
 	}
 	PG_FINALLY();
 	{
-		recording_failure = false;
+		failure_write = marker.outer;
 	}
 	PG_END_TRY();
 }

@@ -647,6 +647,7 @@ guarded_row_remember(ItemPointer replaced, HeapTuple tuple)
 	GuardedRow *entry;
 	bool		found;
 	MemoryContext old;
+	HeapTuple	copy;
 
 	if (guarded_rows == NULL)
 	{
@@ -665,18 +666,24 @@ guarded_row_remember(ItemPointer replaced, HeapTuple tuple)
 		guarded_rows = hash_create("dms_lifecycle guarded rows", 16, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	entry = hash_search(guarded_rows, replaced, tuple ? HASH_ENTER : HASH_FIND, &found);
-	if (found)
-		heap_freetuple(entry->tuple);
 	if (tuple == NULL)
 	{
-		if (found)
+		entry = hash_search(guarded_rows, replaced, HASH_FIND, NULL);
+		if (entry != NULL)
+		{
+			heap_freetuple(entry->tuple);
 			hash_search(guarded_rows, replaced, HASH_REMOVE, NULL);
+		}
 		return;
 	}
+	/* the copy first: an error there leaves the entry as it was */
 	old = MemoryContextSwitchTo(TopTransactionContext);
-	entry->tuple = heap_copytuple(tuple);
+	copy = heap_copytuple(tuple);
 	MemoryContextSwitchTo(old);
+	entry = hash_search(guarded_rows, replaced, HASH_ENTER, &found);
+	if (found)
+		heap_freetuple(entry->tuple);
+	entry->tuple = copy;
 }
 
 /* 55000 unless the written row has every column of the extension as the guard made it. */

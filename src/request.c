@@ -58,7 +58,7 @@ request_pop(Request *request)
 	current = request->outer;
 }
 
-static int
+int
 trigger_depth(void)
 {
 	return DatumGetInt32(DirectFunctionCall1(pg_trigger_depth, (Datum) 0));

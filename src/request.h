@@ -73,6 +73,7 @@ extern void request_init(Request *request, EdgeKind kind, int name, int64 job_id
 extern void request_init_actor(Request *request);
 extern void request_push(Request *request);
 extern void request_pop(Request *request);
+extern int	trigger_depth(void);
 extern void request_begin_write(Request *request);
 extern Request *request_for_job(int64 job_id, RequestStage stage);
 extern bool request_in_flight(int64 job_id);

@@ -382,7 +382,11 @@ row_fill_defaults(RowWrite *w)
 
 		if (OidIsValid(identity[i]))
 		{
-			value = Int64GetDatum(nextval_internal(identity[i], false));
+			/* an identity column is smallint, integer or bigint */
+			int64		next = nextval_internal(identity[i], false);
+
+			value = att->atttypid == INT2OID ? Int16GetDatum((int16) next) :
+				att->atttypid == INT4OID ? Int32GetDatum((int32) next) : Int64GetDatum(next);
 			isnull = false;
 		}
 		else
