@@ -423,6 +423,53 @@ ALTER TABLE dms_job_failure ENABLE TRIGGER dms_failure_record;
 SELECT j.status, j.phase, f.database_name, f.phase AS failed_in
   FROM dms_job j JOIN dms_job_failure f ON f.job_id = j.id WHERE j.id = :long;
 
+-- dms_failure_record made again in other shapes: with a column list, a WHEN
+-- clause, for INSERT only, deferred.  Whichever fires, one failure is one
+-- history row, and the call returns the job failed.
+CREATE TEMP TABLE shapes (shape text, create_trigger text);
+INSERT INTO shapes VALUES
+    ('UPDATE OF error_message', 'CREATE TRIGGER dms_failure_record AFTER INSERT OR UPDATE OF error_message ON dms_job_failure FOR EACH ROW EXECUTE FUNCTION dms_failure_record()'),
+    ('WHEN clause',             'CREATE TRIGGER dms_failure_record AFTER INSERT OR UPDATE ON dms_job_failure FOR EACH ROW WHEN (NEW.error_message IS NOT NULL) EXECUTE FUNCTION dms_failure_record()'),
+    ('INSERT only',             'CREATE TRIGGER dms_failure_record AFTER INSERT ON dms_job_failure FOR EACH ROW EXECUTE FUNCTION dms_failure_record()'),
+    ('deferred',                'CREATE CONSTRAINT TRIGGER dms_failure_record AFTER INSERT OR UPDATE ON dms_job_failure DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dms_failure_record()');
+CREATE FUNCTION pg_temp.failures_in_shape(shape text) RETURNS TABLE (reported text, again text, history_rows bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    job bigint;
+    mark bigint;
+BEGIN
+    DROP TRIGGER dms_failure_record ON dms_job_failure;
+    EXECUTE (SELECT create_trigger FROM shapes s WHERE s.shape = failures_in_shape.shape);
+    job := dms_create_job('shape ' || shape, 'continuous', ARRAY['a']);
+    PERFORM dms_start(job), dms_report(job, 'started');
+    SELECT max(id) INTO mark FROM dms_job_history;
+    reported := dms_report(job, 'failed', 'disk full', 'a');
+    again := dms_report(job, 'failed', 'disk full', 'a');
+    SET CONSTRAINTS ALL IMMEDIATE;
+    SELECT count(*) INTO history_rows FROM dms_job_history h
+     WHERE h.id > mark AND h.job_id = job AND h.cause = 'failed';
+    DROP TRIGGER dms_failure_record ON dms_job_failure;
+    CREATE TRIGGER dms_failure_record AFTER INSERT OR UPDATE ON dms_job_failure
+        FOR EACH ROW EXECUTE FUNCTION dms_failure_record();
+    RETURN NEXT;
+END $$;
+SELECT shape, f.* FROM shapes, pg_temp.failures_in_shape(shape) f ORDER BY shape;
+
+-- A database name in a case-insensitive collation: the failure row of
+-- "shop" is the row of "SHOP", and the extension's write of it is a
+-- failure, whatever the case and the message.
+CREATE COLLATION case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+ALTER TABLE dms_job_failure ALTER COLUMN database_name TYPE text COLLATE case_insensitive;
+SELECT dms_create_job('any case') AS any_case \gset
+SELECT dms_start(:any_case), dms_report(:any_case, 'started');
+SELECT dms_report(:any_case, 'failed', 'disk full', 'shop'),
+       dms_report(:any_case, 'failed', 'disk full', 'shop'),
+       dms_report(:any_case, 'failed', 'disk full', 'SHOP');
+SELECT count(*) AS failures, (SELECT count(*) FROM dms_job_failure WHERE job_id = :any_case) AS rows
+  FROM dms_job_history WHERE job_id = :any_case AND cause = 'failed';
+ALTER TABLE dms_job_failure ALTER COLUMN database_name TYPE text COLLATE "default";
+DROP COLLATION case_insensitive;
+
 --------------------------------------------------------------------------
 -- 7. The session around a call.
 --------------------------------------------------------------------------

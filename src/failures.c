@@ -11,7 +11,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "commands/trigger.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "utils/builtins.h"
@@ -92,14 +91,16 @@ failure_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, FailureRow *ro
 }
 
 /*
- * Will the failure table's AFTER trigger fail the job (1.1)?  It must be
- * there, enabled, and run the extension's dms_failure_record.  Otherwise
- * (a database still at 1.0, or the trigger disabled) the BEFORE trigger
- * fails the job itself, as 1.0 did: a failure row never stands without its
- * failed job.
+ * The trigger that fails the job once its failure row is written (1.1): the
+ * first, in firing order, that runs the extension's dms_failure_record,
+ * fires now for every row (enabled for this session's replication role, as
+ * trigger.c decides; no WHEN clause, no column list, not deferred), AFTER
+ * INSERT OR UPDATE FOR EACH ROW.  InvalidOid if there is none: a database
+ * still at 1.0, or the trigger disabled or changed; the BEFORE trigger then
+ * fails the job itself, as 1.0 did, and no other trigger does it again.
  */
-static bool
-failure_record_trigger_fires(Catalog *catalog, Relation rel)
+static Oid
+failure_record_trigger(Catalog *catalog, Relation rel)
 {
 	TriggerDesc *desc = rel->trigdesc;
 
@@ -107,24 +108,22 @@ failure_record_trigger_fires(Catalog *catalog, Relation rel)
 	{
 		Trigger    *trigger = &desc->triggers[i];
 		char	   *function;
-
-		/* it fires as the trigger manager decides (trigger.c): enabled for this session's role */
 		bool		fires = trigger->tgenabled == TRIGGER_FIRES_ALWAYS ||
 			(SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA ?
 			 trigger->tgenabled == TRIGGER_FIRES_ON_REPLICA :
 			 trigger->tgenabled == TRIGGER_FIRES_ON_ORIGIN);
 
 		if (!fires || trigger->tgqual != NULL || trigger->tgnattr != 0 ||
-			!TRIGGER_FOR_ROW(trigger->tgtype) ||
+			trigger->tgdeferrable || !TRIGGER_FOR_ROW(trigger->tgtype) ||
 			!TRIGGER_FOR_AFTER(trigger->tgtype) || !TRIGGER_FOR_INSERT(trigger->tgtype) ||
 			!TRIGGER_FOR_UPDATE(trigger->tgtype) ||
 			get_func_namespace(trigger->tgfoid) != catalog->namespace)
 			continue;
 		function = get_func_name(trigger->tgfoid);
 		if (function != NULL && strcmp(function, "dms_failure_record") == 0)
-			return true;
+			return trigger->tgoid;
 	}
-	return false;
+	return InvalidOid;
 }
 
 /*
@@ -135,8 +134,7 @@ failure_record_trigger_fires(Catalog *catalog, Relation rel)
  */
 typedef struct FailureWrite
 {
-	int64		job_id;
-	const char *database;
+	ItemPointerData row;		/* the row version it updates */
 	int			trigger_depth;	/* its triggers fire one level below */
 	struct FailureWrite *outer;
 } FailureWrite;
@@ -155,8 +153,8 @@ failure_is_event(TriggerData *trigdata, const FailureRow *row, Catalog *catalog)
 
 	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		return true;
-	if (failure_write != NULL && failure_write->job_id == row->job_id &&
-		strcmp(failure_write->database, row->database) == 0 &&
+	if (failure_write != NULL &&
+		ItemPointerEquals(&failure_write->row, &trigdata->tg_trigtuple->t_self) &&
 		trigger_depth() == failure_write->trigger_depth + 1)
 		return true;
 	failure_row_read(catalog, trigdata->tg_relation, trigdata->tg_trigtuple, &old);
@@ -266,7 +264,7 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	if (!failure_is_event(trigdata, &row, catalog))
 		return PointerGetDatum(failure_keep_owned_columns(catalog, rel, trigdata->tg_trigtuple,
 														  newtuple));	/* no event */
-	if (failure_record_trigger_fires(catalog, rel))
+	if (OidIsValid(failure_record_trigger(catalog, rel)))
 	{
 		ResolvedEdge edge;
 
@@ -319,6 +317,9 @@ dms_failure_record(PG_FUNCTION_ARGS)
 	if (request_loading_rows(rel))
 		return PointerGetDatum(NULL);
 	catalog = catalog_for_relation(rel);
+	/* not the trigger the BEFORE trigger counted on: that one failed the job itself */
+	if (trigdata->tg_trigger->tgoid != failure_record_trigger(catalog, rel))
+		return PointerGetDatum(NULL);
 	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
 		: trigdata->tg_trigtuple;
 	failure_row_read(catalog, rel, newtuple, &row);
@@ -390,8 +391,10 @@ failure_record(Catalog *catalog, int64 job_id, const char *database, const char 
 				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
 	}
 	/* the same message again is a new failure all the same: the write is ours */
-	marker.job_id = job_id;
-	marker.database = database;
+	if (found)
+		marker.row = w.found->tts_tid;
+	else
+		ItemPointerSetInvalid(&marker.row);	/* an INSERT is a failure anyway */
 	marker.trigger_depth = trigger_depth();
 	marker.outer = failure_write;
 	failure_write = &marker;
