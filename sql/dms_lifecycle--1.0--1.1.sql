@@ -27,3 +27,39 @@ CREATE TRIGGER dms_failure_record AFTER INSERT OR UPDATE ON dms_job_failure
 
 COMMENT ON FUNCTION dms_failure_guard() IS
     'BEFORE trigger on dms_job_failure: checks a failed database against its job and sets the phase it fails in';
+
+--------------------------------------------------------------------------
+-- Every object described: \d+ and \dv+ read as a manual
+--------------------------------------------------------------------------
+
+COMMENT ON COLUMN dms_job.id IS 'the job''s number, which every call, failure, history row and notification names';
+COMMENT ON COLUMN dms_job.migration_type IS
+    'one_time (full dump only) or continuous (full dump, then CDC until promoted); changes only before the start';
+COMMENT ON COLUMN dms_job.status IS
+    'one of the ten statuses; dms_status_label() gives the seed''s text; changes only along the lifecycle''s edges';
+COMMENT ON COLUMN dms_job.dump_parallelism IS 'how many parallel streams the full dump uses: min, optimal or max';
+COMMENT ON COLUMN dms_job_failure.job_id IS 'the failed job; its failure rows go when it leaves failed or is deleted';
+COMMENT ON COLUMN dms_job_failure.database_name IS 'the database that failed, one of the job''s databases';
+COMMENT ON COLUMN dms_job_failure.error_message IS 'what went wrong with this database; not blank';
+COMMENT ON COLUMN dms_job_history.id IS 'the order of the changes; notifications name it as history_id';
+COMMENT ON COLUMN dms_job_history.job_id IS 'the job changed; kept after the job is deleted';
+COMMENT ON COLUMN dms_job_history.job_name IS 'the job''s name at the change';
+COMMENT ON COLUMN dms_job_history.from_phase IS 'phase before the change; NULL where the status has none';
+COMMENT ON COLUMN dms_job_history.to_phase IS 'phase after the change; NULL where the status has none';
+COMMENT ON COLUMN dms_job_history.occurred_at IS 'when the change was made: the start of its transaction';
+COMMENT ON SEQUENCE dms_job_id_seq IS 'the identity of dms_job.id';
+COMMENT ON SEQUENCE dms_job_history_id_seq IS 'the identity of dms_job_history.id';
+
+COMMENT ON COLUMN dms_job_overview.id IS 'the job''s id';
+COMMENT ON COLUMN dms_job_overview.name IS 'the job''s name';
+COMMENT ON COLUMN dms_job_overview.migration_type IS 'one_time or continuous';
+COMMENT ON COLUMN dms_job_overview.status IS 'the seed''s status: Not started, Starting..., Running, ...';
+COMMENT ON COLUMN dms_job_overview.substatus IS
+    'the seed''s substatus: Full dump, CDC, Promote in progress, Failed in CDC, Stopped in full dump, ...';
+COMMENT ON COLUMN dms_job_overview.allowed_actions IS 'the actions an operator may take now, as the seed names them';
+COMMENT ON COLUMN dms_job_overview.error_message IS 'the job-level error while Running with errors or Failed';
+COMMENT ON COLUMN dms_job_overview.failed_databases IS 'how many of the job''s databases have failed';
+COMMENT ON COLUMN dms_job_overview.dump_parallelism IS 'the dump parallelism in force';
+COMMENT ON COLUMN dms_job_overview.pending_dump_parallelism IS 'a dump parallelism that waits for the next restart';
+COMMENT ON COLUMN dms_job_overview.status_age IS 'how long the job has been in its status and phase';
+COMMENT ON COLUMN dms_job_overview.updated_at IS 'when the job last changed';

@@ -185,3 +185,34 @@ SELECT tgrelid::regclass AS "table", tgname, tgfoid::regproc AS function,
 SELECT (SELECT count(*) FROM dms_job) AS jobs,
        (SELECT count(*) FROM dms_job_failure) AS failures,
        (SELECT count(*) FROM dms_job_history) AS history_rows;
+
+-- Every object is described, so that \dx+ dms_lifecycle, \d+ dms_job and
+-- \df+ dms_* read as a manual: each member of the extension (types,
+-- tables, sequences, view, functions) and each column of its tables and
+-- view has a comment.  The list of what has none must be empty.
+WITH members AS (
+    SELECT d.classid, d.objid
+      FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+       AND e.extname = 'dms_lifecycle')
+SELECT pg_describe_object(classid, objid, 0) AS undescribed
+  FROM members
+ WHERE obj_description(objid, (SELECT relname FROM pg_class WHERE oid = classid)) IS NULL
+UNION ALL
+SELECT format('column %s.%s', c.relname, a.attname)
+  FROM members m
+  JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE c.relkind IN ('r', 'v') AND col_description(c.oid, a.attnum) IS NULL
+ ORDER BY 1;
+-- How many members and columns that covers.
+SELECT count(*) FILTER (WHERE classid <> 'pg_class'::regclass OR relkind NOT IN ('r', 'v')) AS members,
+       sum(columns) AS columns
+  FROM (SELECT d.classid, c.relkind,
+               (SELECT count(*) FROM pg_attribute a
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                   AND c.relkind IN ('r', 'v')) AS columns
+          FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+          LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+         WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+           AND e.extname = 'dms_lifecycle') m;
