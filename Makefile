@@ -14,11 +14,12 @@ OBJS = \
 	src/privileges.o \
 	src/columns.o \
 	src/write.o \
-	src/change.o
+	src/change.o \
+	src/prune.o
 
 DATA = $(wildcard sql/dms_lifecycle--*.sql)
 
-REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview ordinary_tables hostile_triggers random_walk
+REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview ordinary_tables hostile_triggers prune random_walk
 REGRESS_OPTS = --load-extension=plpgsql
 
 ISOLATION = notify races create_index_concurrently

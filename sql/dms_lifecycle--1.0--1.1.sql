@@ -63,3 +63,13 @@ COMMENT ON COLUMN dms_job_overview.dump_parallelism IS 'the dump parallelism in 
 COMMENT ON COLUMN dms_job_overview.pending_dump_parallelism IS 'a dump parallelism that waits for the next restart';
 COMMENT ON COLUMN dms_job_overview.status_age IS 'how long the job has been in its status and phase';
 COMMENT ON COLUMN dms_job_overview.updated_at IS 'when the job last changed';
+
+--------------------------------------------------------------------------
+-- History retention
+--------------------------------------------------------------------------
+
+CREATE FUNCTION dms_prune_history(older_than interval) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'dms_prune_history' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION dms_prune_history(interval) IS
+    'removes the history rows of jobs deleted or completed more than older_than ago, and nothing else; returns how many and leaves a history row (job id 0) saying so; the extension''s owner, or a role it grants EXECUTE';
+REVOKE ALL ON FUNCTION dms_prune_history(interval) FROM PUBLIC;

@@ -51,6 +51,12 @@ static const PlanText plan_texts[N_PLAN] = {
 		"FROM %1$s.dms_job WHERE id" EQ "$1 FOR UPDATE", 1, "i"},
 	[PLAN_FAILURE_ANY] = {
 		"SELECT 1 FROM %1$s.dms_job_failure WHERE job_id" EQ "$1 LIMIT 1", 1, "i"},
+	[PLAN_HISTORY_PRUNABLE] = {
+		"SELECT h.ctid, h.job_id FROM %1$s.dms_job_history h WHERE h.job_id OPERATOR(pg_catalog.<>) 0 "
+		"AND h.job_id IN (SELECT d.job_id FROM %1$s.dms_job_history d "
+		"WHERE d.cause" EQ "'delete' AND d.occurred_at OPERATOR(pg_catalog.<) $1 "
+		"UNION SELECT j.id FROM %1$s.dms_job j WHERE j.status" EQ "'completed' "
+		"AND j.status_changed_at OPERATOR(pg_catalog.<) $1) ORDER BY h.job_id", 1, "z"},
 };
 
 /*

@@ -29,6 +29,8 @@ typedef struct Change
 	const JobRow *to;			/* NULL for delete */
 	const char *database;
 	const char *message;
+	int64		job_id;			/* with no from and no to: a row about no job */
+	const char *job_name;
 } Change;
 
 static void
@@ -113,6 +115,8 @@ static void
 record_change(Catalog *catalog, const Change *change)
 {
 	const JobRow *job = change->to ? change->to : change->from;
+	int64		job_id = job ? job->id : change->job_id;
+	Datum		job_name = job ? job->name : CStringGetTextDatum(change->job_name);
 	Oid			actor_id = request_actor();
 	char	   *actor = GetUserNameFromId(actor_id, true);
 	Datum		columns[N_HISTORY_COLUMN];
@@ -122,8 +126,8 @@ record_change(Catalog *catalog, const Change *change)
 	if (actor == NULL)
 		actor = psprintf("role %u", actor_id);
 
-	columns[HISTORY_JOB_ID] = Int64GetDatum(job->id);
-	columns[HISTORY_JOB_NAME] = job->name;
+	columns[HISTORY_JOB_ID] = Int64GetDatum(job_id);
+	columns[HISTORY_JOB_NAME] = job_name;
 	columns[HISTORY_CAUSE] = CStringGetTextDatum(change->cause);
 	state_columns(catalog, change->from, columns, nulls,
 				  HISTORY_FROM_STATUS, HISTORY_FROM_PHASE);
@@ -141,7 +145,24 @@ record_change(Catalog *catalog, const Change *change)
 
 	/* a BEFORE trigger of the user's may skip the row: nothing to announce then */
 	if (history_append(catalog, columns, nulls, &history_id))
-		notify_change(change, job->id, TextDatumGetCString(job->name), actor, history_id);
+		notify_change(change, job_id, TextDatumGetCString(job_name), actor, history_id);
+}
+
+/*
+ * The history row of a pruning, about no job (job id 0): how many rows of
+ * how many jobs left, and from before when.
+ */
+void
+history_record_prune(Catalog *catalog, int64 removed, int64 jobs, const char *cutoff)
+{
+	Change		change = {0};
+
+	change.cause = "prune";
+	change.job_id = 0;
+	change.job_name = "dms_prune_history";
+	change.message = psprintf("removed " INT64_FORMAT " history rows of " INT64_FORMAT
+							  " jobs deleted or completed before %s", removed, jobs, cutoff);
+	record_change(catalog, &change);
 }
 
 /*
@@ -310,6 +331,9 @@ dms_history_append_only(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "dms_history_append_only: not called by trigger manager");
+	/* dms_prune_history()'s own deletes: the one way out besides TRUNCATE */
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) && history_pruning())
+		return PointerGetDatum(trigdata->tg_trigtuple);
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("the history of migration jobs is append-only"),

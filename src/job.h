@@ -63,6 +63,10 @@ extern Datum job_create(Catalog *catalog, Datum name, Datum migration_type, Datu
 extern void job_change(Catalog *catalog, Request *request);
 extern bool job_delete(Catalog *catalog, Request *request);
 
+/* history.c and prune.c: the history's one way out besides TRUNCATE */
+extern void history_record_prune(Catalog *catalog, int64 removed, int64 jobs, const char *cutoff);
+extern bool history_pruning(void);
+
 /* failures.c: a database's failure, and the follow-up of a change of a job for its failure rows */
 extern void failure_record(Catalog *catalog, int64 job_id, const char *database,
 						   const char *message);
