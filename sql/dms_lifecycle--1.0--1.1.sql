@@ -42,7 +42,6 @@ COMMENT ON COLUMN dms_job_failure.job_id IS 'the failed job; its failure rows go
 COMMENT ON COLUMN dms_job_failure.database_name IS 'the database that failed, one of the job''s databases';
 COMMENT ON COLUMN dms_job_failure.error_message IS 'what went wrong with this database; not blank';
 COMMENT ON COLUMN dms_job_history.id IS 'the order of the changes; notifications name it as history_id';
-COMMENT ON COLUMN dms_job_history.job_id IS 'the job changed; kept after the job is deleted';
 COMMENT ON COLUMN dms_job_history.job_name IS 'the job''s name at the change';
 COMMENT ON COLUMN dms_job_history.from_phase IS 'phase before the change; NULL where the status has none';
 COMMENT ON COLUMN dms_job_history.to_phase IS 'phase after the change; NULL where the status has none';
@@ -73,3 +72,11 @@ CREATE FUNCTION dms_prune_history(older_than interval) RETURNS bigint
 COMMENT ON FUNCTION dms_prune_history(interval) IS
     'removes the history rows of jobs deleted or completed more than older_than ago, and nothing else; returns how many and leaves a history row (job id 0) saying so; the extension''s owner, or a role it grants EXECUTE';
 REVOKE ALL ON FUNCTION dms_prune_history(interval) FROM PUBLIC;
+COMMENT ON TABLE dms_job_history IS
+    'audit log: one row per created job, transition, edit, delete and pruning; rows leave only through dms_prune_history() or TRUNCATE';
+COMMENT ON COLUMN dms_job_history.cause IS
+    'the action or event that made the change, or create, or prune (a row of dms_prune_history())';
+COMMENT ON COLUMN dms_job_history.job_id IS
+    'the job changed, kept after the job is deleted; 0 for a row of dms_prune_history(), about no job';
+COMMENT ON FUNCTION dms_history_append_only() IS
+    'BEFORE trigger on dms_job_history: refuses UPDATE, and DELETE but dms_prune_history()''s own';

@@ -474,3 +474,25 @@ SELECT count(*) AS jobs,
        count(*) FILTER (WHERE j.status = l.to_status AND j.phase IS NOT DISTINCT FROM l.to_phase) AS agreeing
   FROM dms_job j
   CROSS JOIN LATERAL (SELECT * FROM dms_job_history h WHERE h.job_id = j.id ORDER BY h.id DESC LIMIT 1) l;
+
+--------------------------------------------------------------------------
+-- 9. A database in another encoding judges the same characters.
+--------------------------------------------------------------------------
+
+-- In a LATIN1 database the names are judged by their Unicode code points
+-- all the same: a soft hyphen (U+00AD) and a C1 control (U+0085) are
+-- refused, a name of only a no-break space is blank, "café" is a name.
+SELECT current_database() AS regression_database \gset
+CREATE DATABASE dms_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+\c dms_latin1
+SET client_min_messages = warning;
+CREATE EXTENSION dms_lifecycle;
+\i sql/try.inc
+SELECT label, regexp_replace(pg_temp.try(format('SELECT dms_create_job(%L)', name)), '^ok: [0-9]+$', 'created') AS result
+  FROM (VALUES ('soft hyphen U+00AD', E'soft\u00ADhyphen'),
+               ('next line U+0085',    E'next\u0085line'),
+               ('only U+00A0',         E'\u00A0'),
+               ('café',                E'caf\u00E9')) v(label, name);
+SELECT pg_temp.try($$SELECT dms_create_job('db', 'continuous', ARRAY[E'data\u00ADbase'])$$) AS database_name;
+\c :regression_database
+DROP DATABASE dms_latin1;

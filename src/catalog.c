@@ -52,9 +52,16 @@ static const PlanText plan_texts[N_PLAN] = {
 	[PLAN_FAILURE_ANY] = {
 		"SELECT 1 FROM %1$s.dms_job_failure WHERE job_id" EQ "$1 LIMIT 1", 1, "i"},
 	[PLAN_HISTORY_PRUNABLE] = {
-		"SELECT h.ctid, h.job_id FROM %1$s.dms_job_history h WHERE h.job_id OPERATOR(pg_catalog.<>) 0 "
-		"AND h.job_id IN (SELECT d.job_id FROM %1$s.dms_job_history d "
-		"WHERE d.cause" EQ "'delete' AND d.occurred_at OPERATOR(pg_catalog.<) $1 "
+		/*
+		 * The rows of jobs that ended before $1: deleted (and not there
+		 * again) or completed (and still completed, or deleted since).
+		 */
+		"SELECT h.ctid, h.job_id FROM %1$s.dms_job_history h WHERE h.job_id IN ("
+		"SELECT e.job_id FROM %1$s.dms_job_history e "
+		"WHERE e.job_id OPERATOR(pg_catalog.<>) 0 AND e.occurred_at OPERATOR(pg_catalog.<) $1 "
+		"AND (e.cause" EQ "'delete' OR e.to_status" EQ "'completed') "
+		"AND NOT EXISTS (SELECT FROM %1$s.dms_job j WHERE j.id" EQ "e.job_id "
+		"AND j.status OPERATOR(pg_catalog.<>) 'completed') "
 		"UNION SELECT j.id FROM %1$s.dms_job j WHERE j.status" EQ "'completed' "
 		"AND j.status_changed_at OPERATOR(pg_catalog.<) $1) ORDER BY h.job_id", 1, "z"},
 };
@@ -440,9 +447,38 @@ report_job_missing(int64 job_id)
 static pg_wchar
 character_at(const unsigned char *c)
 {
-	if (GetDatabaseEncoding() == PG_UTF8)
-		return utf8_to_unicode(c);
-	return *c < 0x80 ? *c : 0xFFFF;	/* other encodings: only ASCII is judged */
+	return utf8_to_unicode(c);
+}
+
+/*
+ * The text in UTF-8, to judge its characters by their Unicode code points
+ * whatever the database's encoding.  SQL_ASCII holds bytes of no declared
+ * encoding: they are judged as UTF-8 when they are valid UTF-8, else byte
+ * by byte (a byte above 0x7F then counts as no character of any class).
+ */
+static const char *
+text_as_utf8(const char *value)
+{
+	int			encoding = GetDatabaseEncoding();
+	int			length = strlen(value);
+
+	if (encoding == PG_UTF8)
+		return value;
+	if (encoding == PG_SQL_ASCII)
+	{
+		if (pg_verify_mbstr(PG_UTF8, value, length, true))
+			return value;
+		else
+		{
+			char	   *ascii = pstrdup(value);
+
+			for (char *c = ascii; *c; c++)
+				if ((unsigned char) *c >= 0x80)
+					*c = 'x';
+			return ascii;
+		}
+	}
+	return pg_server_to_any(value, length, PG_UTF8);
 }
 
 /* Unicode white space, for "blank" */
@@ -490,7 +526,7 @@ message_is_blank(const char *message)
 {
 	if (message == NULL)
 		return true;
-	for (const char *c = message; *c; c += pg_mblen(c))
+	for (const char *c = text_as_utf8(message); *c; c += pg_utf_mblen((const unsigned char *) c))
 		if (!character_is_space(character_at((const unsigned char *) c)))
 			return false;
 	return true;
@@ -511,7 +547,7 @@ validate_name_text(const char *value, const char *what)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be 1 to %d characters long", what, NAMEDATALEN - 1),
 				 errdetail("The %s given has %d characters.", what, length)));
-	for (const char *c = value; *c; c += pg_mblen(c))
+	for (const char *c = text_as_utf8(value); *c; c += pg_utf_mblen((const unsigned char *) c))
 	{
 		pg_wchar	ch = character_at((const unsigned char *) c);
 
