@@ -31,8 +31,9 @@ scratch_build() {
         tar -C "$work" -xf -
     chown -R postgres: "$work"
     chmod 755 "$work"
-    runuser -u postgres -- make -C "$work" -s "$@" >&2
-    make -C "$work" -s install >&2
+    # (errexit does not reach into the command substitution that calls this)
+    runuser -u postgres -- make -C "$work" -s "$@" >&2 || { echo "== the build failed" >&2; return 1; }
+    make -C "$work" -s install >&2 || { echo "== the install failed" >&2; return 1; }
     echo "$work"
 }
 

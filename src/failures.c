@@ -91,6 +91,31 @@ failure_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, FailureRow *ro
 }
 
 /*
+ * The row a write of dms_job_failure writes, read; an UPDATE must keep its
+ * job and database (it would be another failure).
+ */
+static HeapTuple
+failure_row_of_write(Catalog *catalog, TriggerData *trigdata, FailureRow *row)
+{
+	HeapTuple	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+
+	failure_row_read(catalog, trigdata->tg_relation, newtuple, row);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		FailureRow	old;
+
+		failure_row_read(catalog, trigdata->tg_relation, trigdata->tg_trigtuple, &old);
+		if (old.job_id != row->job_id || strcmp(old.database, row->database) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("a failure row cannot move to another job or database"),
+					 errhint("Delete it and report the failure of the other database.")));
+	}
+	return newtuple;
+}
+
+/*
  * The trigger that fails the job once its failure row is written (1.1): the
  * first, in firing order, that runs the extension's dms_failure_record,
  * fires now for every row (enabled for this session's replication role, as
@@ -222,21 +247,7 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	rel = trigdata->tg_relation;
 	catalog = catalog_for_relation(rel);
 	layout = table_layout(catalog, TABLE_FAILURE, rel);
-	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
-		: trigdata->tg_trigtuple;
-	failure_row_read(catalog, rel, newtuple, &row);
-
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		FailureRow	old;
-
-		failure_row_read(catalog, rel, trigdata->tg_trigtuple, &old);
-		if (old.job_id != row.job_id || strcmp(old.database, row.database) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("a failure row cannot move to another job or database"),
-					 errhint("Delete it and report the failure of the other database.")));
-	}
+	newtuple = failure_row_of_write(catalog, trigdata, &row);
 
 	SPI_connect();
 	owner_switch_begin(catalog, &sw);
@@ -304,7 +315,6 @@ dms_failure_record(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Catalog    *catalog;
 	Relation	rel;
-	HeapTuple	newtuple;
 	FailureRow	row;
 	Request		request;
 
@@ -320,20 +330,7 @@ dms_failure_record(PG_FUNCTION_ARGS)
 	/* not the trigger the BEFORE trigger counted on: that one failed the job itself */
 	if (trigdata->tg_trigger->tgoid != failure_record_trigger(catalog, rel))
 		return PointerGetDatum(NULL);
-	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
-		: trigdata->tg_trigtuple;
-	failure_row_read(catalog, rel, newtuple, &row);
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		FailureRow	old;
-
-		failure_row_read(catalog, rel, trigdata->tg_trigtuple, &old);
-		if (old.job_id != row.job_id || strcmp(old.database, row.database) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("a failure row cannot move to another job or database"),
-					 errdetail("A trigger moved it after it had been checked.")));
-	}
+	failure_row_of_write(catalog, trigdata, &row);
 
 	if (!failure_is_event(trigdata, &row, catalog))
 		return PointerGetDatum(NULL);
