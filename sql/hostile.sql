@@ -158,6 +158,19 @@ SELECT count(*) AS history_rows FROM dms_job_history;
 -- 5. Control characters in names and database names: 22023.
 --------------------------------------------------------------------------
 
+-- The calls and direct writes that take a job or database name: each
+-- statement has a %L for the name.
+CREATE TEMP TABLE name_calls (call text, stmt text);
+INSERT INTO name_calls VALUES
+    ('dms_create_job(name)',            'SELECT dms_create_job(%L)'),
+    ('UPDATE dms_job SET name',         'UPDATE dms_job SET name = %L WHERE id = 1'),
+    ('dms_create_job(databases)',       'SELECT dms_create_job(''names'', ''continuous'', ARRAY[''a'', %L])'),
+    ('dms_add_database',                'SELECT dms_add_database(1, %L)'),
+    ('dms_remove_database',             'SELECT dms_remove_database(1, %L)'),
+    ('dms_report failed, omega (all)',  'SELECT dms_report(2, ''failed'', ''boom'', %L)'),
+    ('UPDATE dms_job SET databases',    'UPDATE dms_job SET databases = ARRAY[''a'', %L] WHERE id = 1'),
+    ('INSERT INTO dms_job_failure',     'INSERT INTO dms_job_failure (job_id, database_name, error_message) VALUES (2, %L, ''boom'')');
+
 -- Every C0 control character but NUL (which text cannot hold; tab and
 -- newline among them), DEL, and every C1 control character (U+0080 to
 -- U+009F, U+0085 "next line" among them), inside a name: 'x' || c || 'y'.
@@ -172,16 +185,7 @@ SELECT call,
        bool_and((r).nothing_changed) AS nothing_changed
   FROM (SELECT call, cp,
                pg_temp.refused(format(stmt, 'x' || chr(cp) || 'y')) AS r
-          FROM (VALUES
-                ('dms_create_job(name)',            'SELECT dms_create_job(%L)'),
-                ('UPDATE dms_job SET name',         'UPDATE dms_job SET name = %L WHERE id = 1'),
-                ('dms_create_job(databases)',       'SELECT dms_create_job(''ctl'', ''continuous'', ARRAY[''a'', %L])'),
-                ('dms_add_database',                'SELECT dms_add_database(1, %L)'),
-                ('dms_remove_database',             'SELECT dms_remove_database(1, %L)'),
-                ('dms_report failed, omega (all)',  'SELECT dms_report(2, ''failed'', ''boom'', %L)'),
-                ('UPDATE dms_job SET databases',    'UPDATE dms_job SET databases = ARRAY[''a'', %L] WHERE id = 1'),
-                ('INSERT INTO dms_job_failure',     'INSERT INTO dms_job_failure (job_id, database_name, error_message) VALUES (2, %L, ''boom'')')
-          ) f(call, stmt),
+          FROM name_calls f,
           (SELECT generate_series(1, 31) UNION ALL SELECT 127
            UNION ALL SELECT generate_series(128, 159)) p(cp)) c
  GROUP BY call ORDER BY call;
@@ -197,16 +201,7 @@ SELECT call,
        bool_and((r).nothing_changed) AS nothing_changed
   FROM (SELECT call, cp,
                pg_temp.refused(format(stmt, 'x' || chr(cp) || 'y')) AS r
-          FROM (VALUES
-                ('dms_create_job(name)',            'SELECT dms_create_job(%L)'),
-                ('UPDATE dms_job SET name',         'UPDATE dms_job SET name = %L WHERE id = 1'),
-                ('dms_create_job(databases)',       'SELECT dms_create_job(''fmt'', ''continuous'', ARRAY[''a'', %L])'),
-                ('dms_add_database',                'SELECT dms_add_database(1, %L)'),
-                ('dms_remove_database',             'SELECT dms_remove_database(1, %L)'),
-                ('dms_report failed, omega (all)',  'SELECT dms_report(2, ''failed'', ''boom'', %L)'),
-                ('UPDATE dms_job SET databases',    'UPDATE dms_job SET databases = ARRAY[''a'', %L] WHERE id = 1'),
-                ('INSERT INTO dms_job_failure',     'INSERT INTO dms_job_failure (job_id, database_name, error_message) VALUES (2, %L, ''boom'')')
-          ) f(call, stmt),
+          FROM name_calls f,
           (SELECT unnest(ARRAY[x'00AD', x'061C', x'200B', x'200C', x'200D', x'200E', x'200F',
                                x'202A', x'202B', x'202C', x'202D', x'202E', x'2060', x'2066',
                                x'2067', x'2068', x'2069', x'FEFF', x'E0001']::int[])) p(cp)) c

@@ -107,35 +107,8 @@ CREATE FUNCTION pg_temp.snapshot() RETURNS text LANGUAGE sql AS $$
         || ' | ' || (SELECT count(*) FROM ord.trigger_log)
 $$;
 
--- bt_index_check(index, heapallindexed => true) on every btree index of the
--- three tables: 'ok', or what amcheck found.
-CREATE FUNCTION pg_temp.check_indexes()
-RETURNS TABLE (table_name text, index_name text, result text) LANGUAGE plpgsql AS $$
-DECLARE
-    ix record;
-BEGIN
-    FOR ix IN
-        SELECT x.indrelid::regclass::text AS t, x.indexrelid::regclass AS i
-          FROM pg_index x
-          JOIN pg_class c ON c.oid = x.indexrelid
-          JOIN pg_am a ON a.oid = c.relam
-         WHERE x.indrelid IN ('dms_job'::regclass, 'dms_job_failure'::regclass,
-                              'dms_job_history'::regclass)
-           AND a.amname = 'btree'
-         ORDER BY x.indrelid::regclass::text, x.indexrelid::regclass::text
-    LOOP
-        table_name := ix.t;
-        index_name := ix.i::text;
-        BEGIN
-            PERFORM bt_index_check(ix.i, heapallindexed => true);
-            result := 'ok';
-        EXCEPTION WHEN OTHERS THEN
-            result := SQLSTATE || ': ' || SQLERRM;
-        END;
-        RETURN NEXT;
-    END LOOP;
-END
-$$;
+-- pg_temp.check_indexes(): amcheck on every btree index of the three tables.
+\i sql/amcheck.inc
 
 -- The jobs as a person reads them.
 CREATE TEMP VIEW jobs AS

@@ -61,23 +61,8 @@ SELECT coalesce(nullif(actual_code, ''), 'ok') AS outcome
 -- its index entry).  The indexes are read from the catalog, so the extension's own and
 -- the user's above are all checked: one row per index, "ok" or the error.
 CREATE EXTENSION amcheck;
-CREATE FUNCTION pg_temp.bt_check(idx regclass) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM bt_index_check(idx, heapallindexed => true);
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-SELECT t.relname AS "table", ic.relname AS index, pg_temp.bt_check(ic.oid) AS result
-  FROM pg_index i
-  JOIN pg_class t ON t.oid = i.indrelid
-  JOIN pg_class ic ON ic.oid = i.indexrelid
-  JOIN pg_am am ON am.oid = ic.relam
- WHERE t.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'dms_lifecycle')
-   AND t.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history')
-   AND am.amname = 'btree'
- ORDER BY 1, 2;
+\i sql/amcheck.inc
+SELECT table_name AS "table", index_name AS index, result FROM pg_temp.check_indexes();
 
 -- Leave the database as the extension alone left it.
 SET client_min_messages = warning;

@@ -154,29 +154,6 @@ dms_remove_database(PG_FUNCTION_ARGS)
 }
 
 /*
- * Runs a prepared read of a job as the tables' owner (the caller may only
- * have the function's privilege) and returns its status; raises P0002 if
- * the job does not exist.
- */
-static Datum
-job_status_read(Catalog *catalog, int64 job_id, PlanId plan)
-{
-	Datum		id = Int64GetDatum(job_id);
-	Datum		status;
-	OwnerSwitch sw;
-	bool		isnull;
-
-	SPI_connect();
-	owner_switch_begin(catalog, &sw);
-	if (plan_execute(catalog, plan, &id, NULL, false) == 0)
-		report_job_missing(job_id);
-	status = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, JOB_ROW_STATUS, &isnull);
-	owner_switch_end(&sw);
-	SPI_finish();
-	return status;
-}
-
-/*
  * A database failed: its failure row is written, and its trigger fails the
  * job.  Returns the job's status after it (a trigger of the user's may have
  * skipped the change).
@@ -185,13 +162,15 @@ static Datum
 report_database_failure(Catalog *catalog, Request *request)
 {
 	Request		frame;
+	JobRow		job;
 
 	request_init_actor(&frame);
 	request_push(&frame);
 	PG_TRY();
 	{
 		/* the job first, locked: a missing job is P0002, not a foreign key's error */
-		job_status_read(catalog, request->job_id, PLAN_JOB_LOCK);
+		if (!job_read(catalog, request->job_id, PLAN_JOB_LOCK, false, &job))
+			report_job_missing(request->job_id);
 		failure_record(catalog, request->job_id, request->database, request->message);
 	}
 	PG_FINALLY();
@@ -199,7 +178,9 @@ report_database_failure(Catalog *catalog, Request *request)
 		request_pop(&frame);
 	}
 	PG_END_TRY();
-	return job_status_read(catalog, request->job_id, PLAN_JOB_FETCH);
+	if (!job_read(catalog, request->job_id, PLAN_JOB_FETCH, false, &job))
+		report_job_missing(request->job_id);
+	return ObjectIdGetDatum(catalog->status_oids[job.status]);
 }
 
 /*

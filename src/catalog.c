@@ -17,6 +17,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/inval.h"
@@ -323,6 +324,37 @@ plan_execute(Catalog *catalog, PlanId id, Datum *values, const bool *nulls,
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+/*
+ * Runs a prepared read as the owner of the tables (a caller may hold only
+ * the function's privilege) and copies the first ncolumns columns of its
+ * first row into the caller's memory.  False if it returned no row.
+ */
+bool
+owner_read(Catalog *catalog, PlanId id, Datum argument, bool read_only, int ncolumns,
+		   Datum *values, bool *nulls)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	OwnerSwitch sw;
+	bool		found;
+
+	SPI_connect();
+	owner_switch_begin(catalog, &sw);
+	found = plan_execute(catalog, id, &argument, NULL, read_only) > 0;
+	for (int i = 0; found && i < ncolumns; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, i);
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1,
+										  &nulls[i]);
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		values[i] = nulls[i] ? (Datum) 0 : datumCopy(value, att->attbyval, att->attlen);
+		MemoryContextSwitchTo(spi);
+	}
+	owner_switch_end(&sw);
+	SPI_finish();
+	return found;
 }
 
 int

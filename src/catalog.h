@@ -81,6 +81,10 @@ typedef struct OwnerSwitch
 extern void owner_switch_begin(Catalog *catalog, OwnerSwitch *sw);
 extern void owner_switch_end(OwnerSwitch *sw);
 
+/* Runs a prepared read as the tables' owner; its first row's columns in the caller's memory. */
+extern bool owner_read(Catalog *catalog, PlanId id, Datum argument, bool read_only,
+					   int ncolumns, Datum *values, bool *nulls);
+
 /* Runs a prepared statement; the caller is connected to SPI. */
 extern uint64 plan_execute(Catalog *catalog, PlanId id, Datum *values, const bool *nulls,
 						   bool read_only);

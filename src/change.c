@@ -21,6 +21,33 @@
 #include "job.h"
 #include "write.h"
 
+/*
+ * Reads a job with a prepared read (PLAN_JOB_FETCH, or PLAN_JOB_LOCK, which
+ * locks its row as UPDATE would), as the tables' owner; false if it does
+ * not exist.  The caller's memory holds the row.
+ */
+bool
+job_read(Catalog *catalog, int64 job_id, PlanId plan, bool read_only, JobRow *job)
+{
+	Datum		values[JOB_ROW_DATABASES];
+	bool		nulls[JOB_ROW_DATABASES];
+
+	if (!owner_read(catalog, plan, Int64GetDatum(job_id), read_only, JOB_ROW_DATABASES,
+					values, nulls))
+		return false;
+	memset(job, 0, sizeof(*job));
+	job->id = job_id;
+	job->status = status_index(catalog, values[JOB_ROW_STATUS - 1]);
+	job->phase = nulls[JOB_ROW_PHASE - 1] ? PHASE_NULL :
+		phase_index(catalog, values[JOB_ROW_PHASE - 1]);
+	job->migration_type = type_index(catalog, values[JOB_ROW_TYPE - 1]);
+	job->error_message = values[JOB_ROW_ERROR - 1];
+	job->error_null = nulls[JOB_ROW_ERROR - 1];
+	job->databases = values[JOB_ROW_DATABASES - 1];
+	job->databases_null = nulls[JOB_ROW_DATABASES - 1];
+	return true;
+}
+
 /* A change of a job from inside the triggers of a change of it not yet written. */
 static void
 refuse_nested_change(int64 job_id)

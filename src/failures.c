@@ -25,34 +25,6 @@ PG_FUNCTION_INFO_V1(dms_failure_guard);
 PG_FUNCTION_INFO_V1(dms_failure_record);
 PG_FUNCTION_INFO_V1(dms_failure_removed);
 
-/* Locks a job and reads it; false if it does not exist.  The caller is connected to SPI. */
-static bool
-job_lock(Catalog *catalog, int64 job_id, JobRow *job)
-{
-	Datum		id = Int64GetDatum(job_id);
-	HeapTuple	tuple;
-	TupleDesc	desc;
-	bool		isnull;
-
-	if (plan_execute(catalog, PLAN_JOB_LOCK, &id, NULL, false) == 0)
-		return false;
-	tuple = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	job->id = job_id;
-	job->status = status_index(catalog, SPI_getbinval(tuple, desc, JOB_ROW_STATUS, &isnull));
-	job->phase = PHASE_NULL;
-	{
-		Datum		phase = SPI_getbinval(tuple, desc, JOB_ROW_PHASE, &isnull);
-
-		if (!isnull)
-			job->phase = phase_index(catalog, phase);
-	}
-	job->migration_type = type_index(catalog, SPI_getbinval(tuple, desc, JOB_ROW_TYPE, &isnull));
-	job->error_message = SPI_getbinval(tuple, desc, JOB_ROW_ERROR, &job->error_null);
-	job->databases = SPI_getbinval(tuple, desc, JOB_ROW_DATABASES, &job->databases_null);
-	return true;
-}
-
 /* A failure row as the triggers read it. */
 typedef struct FailureRow
 {
@@ -233,7 +205,6 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	FailureRow	row;
 	JobRow		job;
 	Request		request;
-	OwnerSwitch sw;
 	int			phase;
 	int			attnums[2];
 	Datum		values[2];
@@ -249,17 +220,13 @@ dms_failure_guard(PG_FUNCTION_ARGS)
 	layout = table_layout(catalog, TABLE_FAILURE, rel);
 	newtuple = failure_row_of_write(catalog, trigdata, &row);
 
-	SPI_connect();
-	owner_switch_begin(catalog, &sw);
-	if (!job_lock(catalog, row.job_id, &job))
+	if (!job_read(catalog, row.job_id, PLAN_JOB_LOCK, false, &job))
 		report_job_missing(row.job_id);
 	if (!job.databases_null && !text_array_contains(job.databases, row.database))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration job " INT64_FORMAT " does not migrate database \"%s\"",
 						row.job_id, row.database)));
-	owner_switch_end(&sw);
-	SPI_finish();
 
 	if (request_loading_rows(rel))
 	{
@@ -415,17 +382,12 @@ static bool
 job_recoverable(Catalog *catalog, int64 job_id)
 {
 	JobRow		job;
-	OwnerSwitch sw;
-	bool		recoverable;
-	Datum		id = Int64GetDatum(job_id);
+	Datum		any;
+	bool		any_null;
 
-	SPI_connect();
-	owner_switch_begin(catalog, &sw);
-	recoverable = job_lock(catalog, job_id, &job) && job.status == ST_FAILED && job.error_null &&
-		plan_execute(catalog, PLAN_FAILURE_ANY, &id, NULL, false) == 0;
-	owner_switch_end(&sw);
-	SPI_finish();
-	return recoverable;
+	return job_read(catalog, job_id, PLAN_JOB_LOCK, false, &job) &&
+		job.status == ST_FAILED && job.error_null &&
+		!owner_read(catalog, PLAN_FAILURE_ANY, Int64GetDatum(job_id), false, 0, &any, &any_null);
 }
 
 /*

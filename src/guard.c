@@ -828,12 +828,6 @@ guard_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, HeapTuple newtu
 	to_phase = !u->replace[JOB_PHASE] ? new.phase :
 		u->nulls[JOB_PHASE] ? PHASE_NULL :
 		phase_index(catalog, u->values[JOB_PHASE]);
-	if (request != NULL)
-	{
-		/* the history trigger checks that the row is still what the guard made it */
-		request->target_status = to_status;
-		request->target_phase = to_phase;
-	}
 
 	/* The timestamps are the guard's to keep. */
 	set_column(u, JOB_CREATED_AT,

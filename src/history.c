@@ -167,9 +167,7 @@ history_record_prune(Catalog *catalog, int64 removed, int64 jobs, const char *cu
 
 /*
  * What an UPDATE of a job did: the request's cause, or the edge named by the
- * change.  The row is judged as it was written, after every BEFORE trigger:
- * one of a user's that ran after the guard and moved the job along no edge
- * (or away from the request's target) makes the write fail.
+ * change.  guard_check_written() has made sure the row is the guard's.
  */
 static bool
 update_change(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *old,
@@ -181,8 +179,6 @@ update_change(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *
 	change->to = new;
 	if (request != NULL)
 	{
-		if (new->status != request->target_status || new->phase != request->target_phase)
-			refuse_transition(old, new);
 		change->cause = request_cause(request);
 		change->database = request->database;
 		change->message = request->history_message ? request->history_message : request->message;

@@ -21,32 +21,16 @@ Datum
 dms_allowed_actions(PG_FUNCTION_ARGS)
 {
 	Catalog    *catalog = catalog_for_function(fcinfo);
-	Datum		id;
-	int			status,
-				phase = PHASE_NULL;
+	JobRow		job;
 	bool		allowed[N_ACTION];
 	Datum		actions[N_ACTION];
 	int			n = 0;
-	OwnerSwitch sw;
-	bool		isnull;
-	Datum		value;
 
 	require_argument(fcinfo, 0, "job_id");
-	id = PG_GETARG_DATUM(0);
+	if (!job_read(catalog, PG_GETARG_INT64(0), PLAN_JOB_FETCH, true, &job))
+		report_job_missing(PG_GETARG_INT64(0));
 
-	SPI_connect();
-	owner_switch_begin(catalog, &sw);
-	if (plan_execute(catalog, PLAN_JOB_FETCH, &id, NULL, true) == 0)
-		report_job_missing(DatumGetInt64(id));
-	status = status_index(catalog, SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-												 JOB_ROW_STATUS, &isnull));
-	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, JOB_ROW_PHASE, &isnull);
-	if (!isnull)
-		phase = phase_index(catalog, value);
-	owner_switch_end(&sw);
-	SPI_finish();
-
-	lifecycle_allowed_actions(status, phase, allowed);
+	lifecycle_allowed_actions(job.status, job.phase, allowed);
 	for (int a = 0; a < N_ACTION; a++)
 		if (allowed[a])
 			actions[n++] = ObjectIdGetDatum(catalog->action_oids[a]);

@@ -61,6 +61,7 @@ extern bool text_array_contains(Datum array, const char *value);
 extern Datum job_create(Catalog *catalog, Datum name, Datum migration_type, Datum databases,
 						bool databases_null, Datum dump_parallelism, bool *created);
 extern void job_change(Catalog *catalog, Request *request);
+extern bool job_read(Catalog *catalog, int64 job_id, PlanId plan, bool read_only, JobRow *job);
 extern bool job_delete(Catalog *catalog, Request *request);
 
 /* history.c and prune.c: the history's one way out besides TRUNCATE */

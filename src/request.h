@@ -60,8 +60,6 @@ typedef struct Request
 
 	RequestStage stage;
 	int			trigger_depth;	/* pg_trigger_depth() of the call that writes */
-	int			target_status;	/* the state the guard wrote */
-	int			target_phase;
 
 	/* What the history trigger saw the change do, and its follow-up. */
 	int			result_status;	/* the job's state after the change */

@@ -10,25 +10,25 @@
  * AFTER triggers, foreign keys among them, fire when the write ends, as at
  * the end of a statement.  What this road leaves out is what a statement
  * adds around its rows: statement-level triggers, RETURNING, row-level
- * security, and the permission checks, the extension writing as the owner
- * of its tables.
+ * security, and the permission checks on the table: the extension's
+ * functions are the check, and they write as the role that called them.
  */
 #include "postgres.h"
 
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/transam.h"
-#include "catalog/pg_am.h"
 #include "access/relscan.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_am.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
-#include "catalog/dependency.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_coerce.h"

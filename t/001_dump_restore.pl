@@ -64,17 +64,7 @@ is( $node->safe_psql(
 	join("\n", populated_states()),
 	'source: every job is in the state its walk leads to');
 
-is( $node->safe_psql(
-		'src', q{
-SELECT j.name, f.database_name, f.phase, f.error_message
-  FROM dms_job_failure f JOIN dms_job j ON j.id = f.job_id
- ORDER BY j.id, f.database_name}),
-	join("\n",
-		'failed cdc dbs|sales|cdc|sales: permission denied again',
-		'failed cdc dbs|stock|cdc|stock: relation missing',
-		'failed both|hr|full_dump|hr: out of space',
-		'failed all dbs|db1|full_dump|db1: gone',
-		qq(naïve "quoted" 'job' über|Zürich db|cdc|Zürich: "quoted" 'error')),
+is(failure_rows($node, 'src'), join("\n", populated_failures()),
 	'source: failure rows of the failed jobs only (deleted and recovered jobs have none)'
 );
 

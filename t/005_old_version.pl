@@ -429,17 +429,7 @@ foreach my $version (@earlier)
 			),
 			join("\n", populated_states()),
 			"$how: every job is in the state its walk leads to");
-		is( $node->safe_psql(
-				$v, q{
-SELECT j.name, f.database_name, f.phase, f.error_message
-  FROM dms_job_failure f JOIN dms_job j ON j.id = f.job_id
- ORDER BY j.id, f.database_name}),
-			join("\n",
-				'failed cdc dbs|sales|cdc|sales: permission denied again',
-				'failed cdc dbs|stock|cdc|stock: relation missing',
-				'failed both|hr|full_dump|hr: out of space',
-				'failed all dbs|db1|full_dump|db1: gone',
-				qq(naïve "quoted" 'job' über|Zürich db|cdc|Zürich: "quoted" 'error')),
+		is(failure_rows($node, $v), join("\n", populated_failures()),
 			"$how: the failure rows are those of the failed jobs");
 		is(history_of($v, 'recovered', 4, 1),
 			join("\n",

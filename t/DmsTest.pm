@@ -15,12 +15,13 @@ use strict;
 use warnings FATAL => 'all';
 
 use Exporter 'import';
+use FindBin;
 use JSON::PP;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(walk_function_sql populate_sql table_texts sql_error
-  consistency_violations job_state populated_states notifications
+  consistency_violations job_state populated_states failure_rows populated_failures notifications
   user_indexes_sql btree_index_checks);
 
 # A session-local function that walks one job through a list of steps:
@@ -183,6 +184,29 @@ sub populated_states
 		qq(naïve "quoted" 'job' über|failed|cdc));
 }
 
+# The failure rows of a database, one line each (failure_rows), and those
+# populate_sql leaves (populated_failures): deleted and recovered jobs have
+# none.
+sub failure_rows
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql(
+		$db, q{
+SELECT j.name, f.database_name, f.phase, f.error_message
+  FROM dms_job_failure f JOIN dms_job j ON j.id = f.job_id
+ ORDER BY j.id, f.database_name});
+}
+
+sub populated_failures
+{
+	return (
+		'failed cdc dbs|sales|cdc|sales: permission denied again',
+		'failed cdc dbs|stock|cdc|stock: relation missing',
+		'failed both|hr|full_dump|hr: out of space',
+		'failed all dbs|db1|full_dump|db1: gone',
+		qq(naïve "quoted" 'job' über|Zürich db|cdc|Zürich: "quoted" 'error'));
+}
+
 # Every row of the three tables as text, one line per row, in a fixed
 # order (the row's text form, so every column counts).
 sub table_texts
@@ -336,31 +360,16 @@ sub user_indexes_sql
 
 # amcheck's bt_index_check(heapallindexed => true) on every btree index of
 # the extension's three tables, found in the catalog (so an index added
-# later is checked too).  Returns a list of [ "table.index", result ], in
+# later is checked too), by the function of sql/amcheck.inc that the
+# regression tests use.  Returns a list of [ "table.index", result ], in
 # name order, where result is 'ok' or the SQLSTATE and message of the error.
 # Needs the extension amcheck in $db.
 sub btree_index_checks
 {
 	my ($node, $db) = @_;
-	my $out = $node->safe_psql(
-		$db, q{
-CREATE FUNCTION pg_temp.bt_check(idx regclass) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM bt_index_check(idx, heapallindexed => true);
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
-SELECT t.relname || '.' || ic.relname, pg_temp.bt_check(ic.oid)
-  FROM pg_index i
-  JOIN pg_class t ON t.oid = i.indrelid
-  JOIN pg_class ic ON ic.oid = i.indexrelid
-  JOIN pg_am am ON am.oid = ic.relam
- WHERE t.relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'dms_lifecycle')
-   AND t.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history')
-   AND am.amname = 'btree'
- ORDER BY 1});
+	my $out = $node->safe_psql($db,
+		slurp_file("$FindBin::RealBin/../sql/amcheck.inc")
+		  . "SELECT table_name || '.' || index_name, result FROM pg_temp.check_indexes();");
 	return map { [ split /\|/, $_, 2 ] } split /\n/, $out;
 }
 
