@@ -15,11 +15,12 @@ OBJS = \
 	src/columns.o \
 	src/write.o \
 	src/change.o \
-	src/prune.o
+	src/prune.o \
+	src/connection_options.o
 
 DATA = $(wildcard sql/dms_lifecycle--*.sql)
 
-REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview ordinary_tables hostile_triggers prune random_walk
+REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview ordinary_tables hostile_triggers prune engine_setup random_walk
 REGRESS_OPTS = --load-extension=plpgsql
 
 ISOLATION = notify races create_index_concurrently
@@ -29,6 +30,10 @@ ISOLATION_OPTS =
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/src
+# libpq, for the connection options of dms_lifecycle_connection (and the engine's connections),
+# linked as contrib/dblink links it.
+PG_CPPFLAGS += -I$(libpq_srcdir)
+SHLIB_LINK_INTERNAL = $(libpq)
 # -Wextra with -Wno-unused-parameter: PostgreSQL's own headers have unused parameters.
 # The test command adds -Werror (COPT=-Werror); a user's build does not stop on a new warning.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter

@@ -1,4 +1,4 @@
-/* sql/dms_lifecycle--1.0--1.1.sql: dms_lifecycle 1.1, the tables written as ordinary tables */
+/* sql/dms_lifecycle--1.0--1.1.sql: dms_lifecycle 1.1, the tables written as ordinary tables, and the setup of the built-in engine */
 
 \echo Use "ALTER EXTENSION dms_lifecycle UPDATE TO '1.1'" to load this file. \quit
 
@@ -80,3 +80,176 @@ COMMENT ON COLUMN dms_job_history.job_id IS
     'the job changed, kept after the job is deleted; 0 for a row of dms_prune_history(), about no job';
 COMMENT ON FUNCTION dms_history_append_only() IS
     'BEFORE trigger on dms_job_history: refuses UPDATE, and DELETE but dms_prune_history()''s own';
+
+--------------------------------------------------------------------------
+-- The built-in migration engine: connections, engine-driven jobs, progress
+--------------------------------------------------------------------------
+
+-- Connections are servers and user mappings of a foreign-data wrapper of the
+-- extension's own, as dblink_fdw is dblink's: a server says where a source
+-- is, a user mapping who connects.
+CREATE FUNCTION dms_lifecycle_connection_validator(options text[], catalog oid) RETURNS void
+    AS 'MODULE_PATHNAME', 'dms_lifecycle_connection_validator' LANGUAGE C;
+COMMENT ON FUNCTION dms_lifecycle_connection_validator(text[], oid) IS
+    'validator of dms_lifecycle_connection: servers take libpq connection options (not dbname, user, password, ...), user mappings user and password';
+REVOKE ALL ON FUNCTION dms_lifecycle_connection_validator(text[], oid) FROM PUBLIC;
+
+CREATE FOREIGN DATA WRAPPER dms_lifecycle_connection VALIDATOR dms_lifecycle_connection_validator;
+COMMENT ON FOREIGN DATA WRAPPER dms_lifecycle_connection IS
+    'connections of the built-in migration engine: a server per source (host, port, sslmode, ...), a user mapping for who connects (user, password)';
+
+-- A job with a source server is driven by the built-in engine.
+ALTER TABLE dms_job ADD COLUMN source_server text, ADD COLUMN destination_server text;
+COMMENT ON COLUMN dms_job.source_server IS
+    'the server of dms_lifecycle_connection the built-in engine migrates from; NULL: an external engine reports the job''s events';
+COMMENT ON COLUMN dms_job.destination_server IS
+    'where the databases go; NULL: this cluster, the only destination of 1.1';
+
+-- dms_create_job takes the two servers.  A new signature is a new function:
+-- the grants that dms_grant() made on the old one go with it.  They are not
+-- made again here: a grant made by an extension script is recorded as the
+-- extension's own (pg_init_privs), and pg_dump would then leave it out.
+-- The roles concerned are named, with what to run: in a WARNING, since
+-- PostgreSQL runs an extension's script with client_min_messages at
+-- warning, and a NOTICE would reach nobody.
+DO $$
+DECLARE
+    commands text;
+    operators text;
+    roles text;
+BEGIN
+    WITH grantees AS (
+        SELECT a.grantee, 'operator' AS capability, 1 AS rank
+          FROM pg_proc p,
+               aclexplode(p.proacl) a
+         WHERE p.oid = 'dms_create_job(text, dms_migration_type, text[], dms_dump_parallelism)'::regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee NOT IN (0, p.proowner)
+        UNION ALL
+        SELECT a.grantee, 'engine', 2
+          FROM pg_proc p,
+               aclexplode(p.proacl) a
+         WHERE p.oid = 'dms_report(bigint, dms_event, text, text)'::regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee NOT IN (0, p.proowner)
+        UNION ALL
+        SELECT a.grantee, 'reader', 3
+          FROM pg_class c,
+               aclexplode(c.relacl) a
+         WHERE c.oid = 'dms_job'::regclass
+           AND a.privilege_type = 'SELECT' AND a.grantee NOT IN (0, c.relowner)),
+    capabilities AS (
+        SELECT DISTINCT ON (grantee) grantee::regrole::text AS role, capability
+          FROM grantees
+         ORDER BY grantee, rank)
+    SELECT string_agg(format('SELECT dms_grant(%L, %L);', role, capability), ' ' ORDER BY role),
+           string_agg(role, ', ' ORDER BY role) FILTER (WHERE capability = 'operator'),
+           string_agg(role, ', ' ORDER BY role)
+      INTO commands, operators, roles
+      FROM capabilities;
+    IF commands IS NOT NULL THEN
+        RAISE WARNING 'dms_lifecycle 1.1 replaced dms_create_job and added dms_job_progress: grant the capabilities of these roles again: %', roles
+            USING DETAIL = 'Roles that lost the privilege to call dms_create_job: '
+                           || coalesce(operators, 'none')
+                           || '. A capability granted before the update does not include the view dms_job_progress.',
+                  HINT = 'Run, as a superuser: ' || commands;
+    END IF;
+END
+$$;
+
+DROP FUNCTION dms_create_job(text, dms_migration_type, text[], dms_dump_parallelism);
+CREATE FUNCTION dms_create_job(name text,
+                               migration_type dms_migration_type DEFAULT 'continuous',
+                               databases text[] DEFAULT NULL,
+                               dump_parallelism dms_dump_parallelism DEFAULT 'optimal',
+                               source_server text DEFAULT NULL,
+                               destination_server text DEFAULT NULL)
+    RETURNS bigint AS 'MODULE_PATHNAME', 'dms_create_job' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION dms_create_job(text, dms_migration_type, text[], dms_dump_parallelism, text, text) IS
+    'creates a migration job in "Not started" and returns its id; with a source_server (a server of dms_lifecycle_connection) the built-in engine drives it';
+REVOKE ALL ON FUNCTION dms_create_job(text, dms_migration_type, text[], dms_dump_parallelism, text, text)
+    FROM PUBLIC;
+
+-- What the engine does with each database of a job.
+CREATE TYPE dms_database_state AS ENUM (
+    'preflight', 'schema', 'copying', 'indexing', 'streaming', 'stopped', 'failed',
+    'promoting', 'done');
+COMMENT ON TYPE dms_database_state IS
+    'where the built-in engine is with one database of a job: preflight, schema, copying, indexing, streaming, stopped, failed, promoting, done';
+
+-- No foreign key to dms_job: a row outlives its job until the engine has
+-- taken down what it made for it.
+CREATE TABLE dms_job_database (
+    job_id           bigint NOT NULL,
+    database_name    text NOT NULL,
+    state            dms_database_state NOT NULL DEFAULT 'preflight',
+    created_database boolean NOT NULL DEFAULT false,
+    source_oid       oid,
+    tables_total     integer,
+    tables_copied    integer NOT NULL DEFAULT 0,
+    bytes_total      bigint,
+    bytes_copied     bigint NOT NULL DEFAULT 0,
+    rows_copied      bigint NOT NULL DEFAULT 0,
+    lag_bytes        bigint,
+    lag              interval,
+    last_error       text,
+    observed_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, database_name)
+);
+COMMENT ON TABLE dms_job_database IS
+    'the built-in engine''s record of each database it migrates for a job; kept until the engine has taken down what it made';
+COMMENT ON COLUMN dms_job_database.job_id IS 'the job; the row may outlive it while the engine cleans up';
+COMMENT ON COLUMN dms_job_database.database_name IS 'the database, on the source and on the destination';
+COMMENT ON COLUMN dms_job_database.state IS 'what the engine is doing with this database';
+COMMENT ON COLUMN dms_job_database.created_database IS 'whether the engine created the destination database';
+COMMENT ON COLUMN dms_job_database.source_oid IS
+    'the database''s oid on the source, which names the slot, publications and subscription (dms_<job>_<oid>)';
+COMMENT ON COLUMN dms_job_database.tables_total IS 'how many tables to copy; NULL until known';
+COMMENT ON COLUMN dms_job_database.tables_copied IS 'how many tables are copied';
+COMMENT ON COLUMN dms_job_database.bytes_total IS 'the size of the tables to copy, estimated from the source; NULL until known';
+COMMENT ON COLUMN dms_job_database.bytes_copied IS 'how many bytes of table data are copied';
+COMMENT ON COLUMN dms_job_database.rows_copied IS 'how many rows are copied';
+COMMENT ON COLUMN dms_job_database.lag_bytes IS
+    'while streaming: the source''s WAL position minus what the destination confirmed';
+COMMENT ON COLUMN dms_job_database.lag IS 'while streaming: how far behind the source the destination is, where known';
+COMMENT ON COLUMN dms_job_database.last_error IS 'the last error the engine met with this database';
+COMMENT ON COLUMN dms_job_database.observed_at IS 'when the engine last looked';
+SELECT pg_catalog.pg_extension_config_dump('dms_job_database', '');
+
+CREATE VIEW dms_job_progress AS
+SELECT d.job_id,
+       j.name AS job_name,
+       d.database_name,
+       d.state,
+       d.tables_copied,
+       d.tables_total,
+       d.bytes_copied,
+       d.bytes_total,
+       CASE WHEN d.state IN ('streaming', 'promoting', 'done') THEN 100.0
+            WHEN d.bytes_total > 0
+            THEN least(round(d.bytes_copied * 100.0 / d.bytes_total, 1), 100.0)
+       END AS percent,
+       d.rows_copied,
+       d.lag_bytes,
+       d.lag,
+       d.last_error,
+       d.observed_at
+  FROM dms_job_database d
+  JOIN dms_job j ON j.id = d.job_id;
+COMMENT ON VIEW dms_job_progress IS
+    'one row per database of an engine-driven job: what the built-in engine is doing, how far the copy is, the lag';
+COMMENT ON COLUMN dms_job_progress.job_id IS 'the job''s id';
+COMMENT ON COLUMN dms_job_progress.job_name IS 'the job''s name';
+COMMENT ON COLUMN dms_job_progress.database_name IS 'the database';
+COMMENT ON COLUMN dms_job_progress.state IS 'what the engine is doing with it: preflight, schema, copying, indexing, streaming, ...';
+COMMENT ON COLUMN dms_job_progress.tables_copied IS 'tables copied';
+COMMENT ON COLUMN dms_job_progress.tables_total IS 'tables to copy';
+COMMENT ON COLUMN dms_job_progress.bytes_copied IS 'bytes of table data copied';
+COMMENT ON COLUMN dms_job_progress.bytes_total IS 'bytes to copy, estimated from the source';
+COMMENT ON COLUMN dms_job_progress.percent IS
+    'bytes copied out of the estimate, in percent to one decimal (at most 100); 100 once streaming';
+COMMENT ON COLUMN dms_job_progress.rows_copied IS 'rows copied';
+COMMENT ON COLUMN dms_job_progress.lag_bytes IS 'while streaming: bytes of source WAL the destination has not confirmed';
+COMMENT ON COLUMN dms_job_progress.lag IS 'while streaming: how far behind the source the destination is, where known';
+COMMENT ON COLUMN dms_job_progress.last_error IS 'the last error the engine met with this database';
+COMMENT ON COLUMN dms_job_progress.observed_at IS 'when the engine last looked';
+
+REVOKE ALL ON dms_job_database, dms_job_progress FROM PUBLIC;

@@ -16,7 +16,8 @@ SELECT extname, extversion, extrelocatable
 -- Every object that belongs to the extension.
 \dx+ dms_lifecycle
 
--- The six types are enums with the values of SPEC 2, in that order.
+-- The seven types are enums with the values of SPEC 2, in that order, and
+-- dms_database_state (ENGINE.md 6).
 SELECT t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) AS "values"
   FROM pg_depend d
   JOIN pg_type t ON t.oid = d.objid
@@ -28,8 +29,9 @@ SELECT t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) AS "val
  GROUP BY t.typname
  ORDER BY t.typname;
 
--- The columns of the three tables and of the view (SPEC 5 and 6), with
--- their types, NOT NULL and defaults.
+-- The columns of the three tables and of the view (SPEC 5 and 6), and of
+-- the engine's table and view (ENGINE.md 2 and 6), with their types, NOT
+-- NULL and defaults.
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
        a.attnotnull AS not_null,
        CASE WHEN a.attidentity <> '' THEN 'identity'
@@ -37,17 +39,20 @@ SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
   FROM pg_class c
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
- WHERE c.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history', 'dms_job_overview')
+ WHERE c.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history', 'dms_job_overview',
+                     'dms_job_database', 'dms_job_progress')
    AND c.relnamespace = 'public'::regnamespace
  ORDER BY c.relname, a.attnum;
 
 -- Keys: the primary keys, the unique job name and the failure rows'
 -- reference to their job, ON DELETE CASCADE.  (The legal (status, phase)
--- pairs of SPEC 3 are enforced by the trigger dms_job_guard.)
+-- pairs of SPEC 3 are enforced by the trigger dms_job_guard.)  The engine's
+-- rows of dms_job_database have no foreign key: they outlive their job
+-- until the engine has cleaned up.
 SELECT conrelid::regclass AS "table", contype, pg_get_constraintdef(oid) AS definition
   FROM pg_constraint
  WHERE conrelid IN ('dms_job'::regclass, 'dms_job_failure'::regclass,
-                    'dms_job_history'::regclass)
+                    'dms_job_history'::regclass, 'dms_job_database'::regclass)
  ORDER BY conrelid::regclass::text COLLATE "C", contype, 3;
 
 -- The signatures of the SQL-callable functions of SPEC 6 (trigger
@@ -103,8 +108,8 @@ SELECT CASE WHEN m.classid = 'pg_proc'::regclass THEN 'function'
  GROUP BY 1
  ORDER BY 1;
 
--- The three tables are marked for pg_dump (SPEC 10), with no filter: all
--- their rows are dumped (and the identity sequences with them, so that ids
+-- The three tables and the engine's are marked for pg_dump (SPEC 10), with
+-- no filter: all their rows are dumped (and the identity sequences with them, so that ids
 -- go on where they were).
 SELECT cfg::regclass AS dumped_table, coalesce(cond, '') AS condition
   FROM pg_extension e,
@@ -112,11 +117,12 @@ SELECT cfg::regclass AS dumped_table, coalesce(cond, '') AS condition
  WHERE e.extname = 'dms_lifecycle'
  ORDER BY cfg::regclass::text COLLATE "C";
 
--- PUBLIC holds no privilege on the tables or the view (SPEC 9): no row.
+-- PUBLIC holds no privilege on the tables or the views (SPEC 9): no row.
 SELECT c.relname, a.privilege_type
   FROM pg_class c,
        aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
- WHERE c.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history', 'dms_job_overview')
+ WHERE c.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history', 'dms_job_overview',
+                     'dms_job_database', 'dms_job_progress')
    AND c.relnamespace = 'public'::regnamespace
    AND a.grantee = 0
  ORDER BY 1, 2;

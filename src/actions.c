@@ -11,6 +11,7 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 
+#include "engine.h"
 #include "job.h"
 
 PG_FUNCTION_INFO_V1(dms_create_job);
@@ -24,6 +25,9 @@ PG_FUNCTION_INFO_V1(dms_set_dump_parallelism);
 PG_FUNCTION_INFO_V1(dms_add_database);
 PG_FUNCTION_INFO_V1(dms_remove_database);
 PG_FUNCTION_INFO_V1(dms_report);
+
+/* See src/engine.h: set by the engine worker in its own sessions. */
+bool		engine_session = false;
 
 /* Applies a request to its job and returns the job's status after it and its follow-up. */
 static Datum
@@ -45,19 +49,35 @@ action_apply(FunctionCallInfo fcinfo, JobAction action)
 	return job_apply(fcinfo, &request);
 }
 
-/* dms_create_job(name, migration_type, databases, dump_parallelism): a new job, "Not started". */
+/*
+ * dms_create_job(name, migration_type, databases, dump_parallelism,
+ * source_server, destination_server): a new job, "Not started".  With a
+ * source server the built-in engine drives it; the guard checks the server
+ * as the caller (it exists, is of dms_lifecycle_connection, and the caller
+ * may use it).  A database still at 1.0 declares the first four arguments
+ * only.
+ */
 Datum
 dms_create_job(PG_FUNCTION_ARGS)
 {
 	Catalog    *catalog = catalog_for_function(fcinfo);
+	NewJob		job;
 	bool		created;
 	Datum		id;
 
 	require_argument(fcinfo, 0, "name");
 	require_argument(fcinfo, 1, "migration_type");
 	require_argument(fcinfo, 3, "dump_parallelism");
-	id = job_create(catalog, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
-					PG_ARGISNULL(2), PG_GETARG_DATUM(3), &created);
+	job.name = PG_GETARG_DATUM(0);
+	job.migration_type = PG_GETARG_DATUM(1);
+	job.databases_null = PG_ARGISNULL(2);
+	job.databases = job.databases_null ? (Datum) 0 : PG_GETARG_DATUM(2);
+	job.dump_parallelism = PG_GETARG_DATUM(3);
+	job.source_server_null = PG_NARGS() < 5 || PG_ARGISNULL(4);
+	job.source_server = job.source_server_null ? (Datum) 0 : PG_GETARG_DATUM(4);
+	job.destination_server_null = PG_NARGS() < 6 || PG_ARGISNULL(5);
+	job.destination_server = job.destination_server_null ? (Datum) 0 : PG_GETARG_DATUM(5);
+	id = job_create(catalog, &job, &created);
 	if (!created)
 		PG_RETURN_NULL();		/* a BEFORE trigger of the user's skipped the row */
 	PG_RETURN_DATUM(id);
@@ -171,6 +191,14 @@ report_database_failure(Catalog *catalog, Request *request)
 		/* the job first, locked: a missing job is P0002, not a foreign key's error */
 		if (!job_read(catalog, request->job_id, PLAN_JOB_LOCK, false, &job))
 			report_job_missing(request->job_id);
+		if (!engine_session)
+		{
+			bool		found;
+			char	   *server = job_source_server(catalog, request->job_id, &found);
+
+			if (server != NULL)
+				refuse_engine_driven_report(request->job_id, server);
+		}
 		failure_record(catalog, request->job_id, request->database, request->message);
 	}
 	PG_FINALLY();
@@ -186,7 +214,8 @@ report_database_failure(Catalog *catalog, Request *request)
 /*
  * dms_report(job_id, event, message, database_name): the migration engine
  * reports an event.  "error" and "failed" need a message; "failed" with a
- * database_name is that database's failure.
+ * database_name is that database's failure.  An engine-driven job (one with
+ * a source server) takes events only from the built-in engine's sessions.
  */
 Datum
 dms_report(PG_FUNCTION_ARGS)
@@ -199,6 +228,7 @@ dms_report(PG_FUNCTION_ARGS)
 	require_argument(fcinfo, 1, "event");
 	event = event_index(catalog, PG_GETARG_DATUM(1));
 	request_init(&request, EDGE_EVENT, event, PG_GETARG_INT64(0));
+	request.reported = true;	/* only the engine reports for a job it drives */
 	if (!PG_ARGISNULL(2))
 		request.message = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	if (!PG_ARGISNULL(3))

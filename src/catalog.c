@@ -50,6 +50,8 @@ static const PlanText plan_texts[N_PLAN] = {
 	[PLAN_JOB_LOCK] = {
 		"SELECT status, phase, migration_type, error_message, databases "
 		"FROM %1$s.dms_job WHERE id" EQ "$1 FOR UPDATE", 1, "i"},
+	[PLAN_JOB_SOURCE_SERVER] = {
+		"SELECT source_server FROM %1$s.dms_job WHERE id" EQ "$1", 1, "i"},
 	[PLAN_FAILURE_ANY] = {
 		"SELECT 1 FROM %1$s.dms_job_failure WHERE job_id" EQ "$1 LIMIT 1", 1, "i"},
 	[PLAN_HISTORY_PRUNABLE] = {

@@ -19,6 +19,7 @@ typedef enum PlanId
 	PLAN_JOB_LOCK,
 	PLAN_FAILURE_ANY,
 	PLAN_HISTORY_PRUNABLE,
+	PLAN_JOB_SOURCE_SERVER,		/* from 1.1: prepared only where the column exists */
 	N_PLAN
 } PlanId;
 

@@ -16,8 +16,11 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "engine.h"
 #include "job.h"
 #include "write.h"
 
@@ -46,6 +49,35 @@ job_read(Catalog *catalog, int64 job_id, PlanId plan, bool read_only, JobRow *jo
 	job->databases = values[JOB_ROW_DATABASES - 1];
 	job->databases_null = nulls[JOB_ROW_DATABASES - 1];
 	return true;
+}
+
+/*
+ * See src/engine.h.  Not read-only: the read takes a new snapshot, so that
+ * after the row was locked it sees the version locked.
+ */
+char *
+job_source_server(Catalog *catalog, int64 job_id, bool *found)
+{
+	Relation	rel;
+	bool		has_column;
+	Datum		value;
+	bool		isnull;
+
+	/* a database still at 1.0 has no such column: no job of it is engine-driven */
+	rel = table_open(catalog->job_relid, AccessShareLock);
+	has_column =
+		table_layout(catalog, TABLE_JOB, rel)->attnum[JOB_SOURCE_SERVER] != InvalidAttrNumber;
+	table_close(rel, AccessShareLock);
+	if (!has_column)
+	{
+		JobRow		job;
+
+		*found = job_read(catalog, job_id, PLAN_JOB_FETCH, false, &job);
+		return NULL;
+	}
+	*found = owner_read(catalog, PLAN_JOB_SOURCE_SERVER, Int64GetDatum(job_id), false, 1,
+						&value, &isnull);
+	return *found && !isnull ? TextDatumGetCString(value) : NULL;
 }
 
 /* A change of a job from inside the triggers of a change of it not yet written. */
@@ -171,12 +203,11 @@ job_delete(Catalog *catalog, Request *request)
 
 /*
  * Inserts a new job, "Not started", and returns its id; *created is false if
- * a trigger of the user's skipped the row.  The guard checks the name and
- * the database list, and sets the timestamps.
+ * a trigger of the user's skipped the row.  The guard checks the name, the
+ * database list and the servers, and sets the timestamps.
  */
 Datum
-job_create(Catalog *catalog, Datum name, Datum migration_type, Datum databases,
-		   bool databases_null, Datum dump_parallelism, bool *created)
+job_create(Catalog *catalog, const NewJob *job, bool *created)
 {
 	volatile Datum id = (Datum) 0;
 	Request		frame;
@@ -191,11 +222,15 @@ job_create(Catalog *catalog, Datum name, Datum migration_type, Datum databases,
 
 		row_write_begin(&w, catalog, TABLE_JOB, "INSERT");
 		row_new(&w);
-		row_set(&w, JOB_NAME, name, false);
-		row_set(&w, JOB_MIGRATION_TYPE, migration_type, false);
+		row_set(&w, JOB_NAME, job->name, false);
+		row_set(&w, JOB_MIGRATION_TYPE, job->migration_type, false);
 		row_set(&w, JOB_STATUS, ObjectIdGetDatum(catalog->status_oids[ST_NOT_STARTED]), false);
-		row_set(&w, JOB_DATABASES, databases, databases_null);
-		row_set(&w, JOB_DUMP_PARALLELISM, dump_parallelism, false);
+		row_set(&w, JOB_DATABASES, job->databases, job->databases_null);
+		row_set(&w, JOB_DUMP_PARALLELISM, job->dump_parallelism, false);
+		/* stored as given; the guard checks the servers as the caller */
+		row_set(&w, JOB_SOURCE_SERVER, job->source_server, job->source_server_null);
+		row_set(&w, JOB_DESTINATION_SERVER, job->destination_server,
+				job->destination_server_null);
 		row_set(&w, JOB_CREATED_AT, now, false);
 		row_set(&w, JOB_UPDATED_AT, now, false);
 		row_set(&w, JOB_STATUS_CHANGED_AT, now, false);

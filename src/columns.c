@@ -21,11 +21,15 @@
 #include "catalog.h"
 #include "columns.h"
 
-/* What a known column must be: its name and type (a letter of catalog_type()). */
+/*
+ * What a known column must be: its name and type (a letter of
+ * catalog_type()), and whether a database at an earlier version may lack it.
+ */
 typedef struct ColumnSpec
 {
 	const char *name;
 	char		type;			/* see column_type */
+	bool		since_1_1;		/* added by the update to 1.1 */
 } ColumnSpec;
 
 typedef struct TableSpec
@@ -49,6 +53,8 @@ static const ColumnSpec job_columns[N_JOB_COLUMN] = {
 	[JOB_CREATED_AT] = {"created_at", 'z'},
 	[JOB_UPDATED_AT] = {"updated_at", 'z'},
 	[JOB_STATUS_CHANGED_AT] = {"status_changed_at", 'z'},
+	[JOB_SOURCE_SERVER] = {"source_server", 't', true},
+	[JOB_DESTINATION_SERVER] = {"destination_server", 't', true},
 };
 
 static const ColumnSpec failure_columns[N_FAILURE_COLUMN] = {
@@ -105,6 +111,33 @@ table_layouts_reset(void)
 		layout_valid[t] = false;
 }
 
+/*
+ * Is the database still at version 1.0, running this library until someone
+ * runs ALTER EXTENSION dms_lifecycle UPDATE?  The update to 1.1 made the
+ * table dms_job_database along with the columns of 1.1, and a member of the
+ * extension cannot be dropped by itself.  Asked at every build of a layout,
+ * never cached: an update in this session sends the relcache invalidation
+ * that rebuilds the layout (its ALTER TABLE).
+ */
+static bool
+database_at_1_0(Catalog *catalog)
+{
+	return !OidIsValid(get_relname_relid("dms_job_database", catalog->namespace));
+}
+
+void
+column_refuse_missing(const TableLayout *layout, int column)
+{
+	const TableSpec *spec = &table_specs[layout->table];
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("column \"%s\" of table %s does not exist yet in this database",
+					spec->columns[column].name, spec->name),
+			 errdetail("The database is at an earlier version of dms_lifecycle than the library it runs."),
+			 errhint("Run ALTER EXTENSION dms_lifecycle UPDATE.")));
+}
+
 static void
 layout_build(Catalog *catalog, TableId table, Relation rel)
 {
@@ -112,6 +145,7 @@ layout_build(Catalog *catalog, TableId table, Relation rel)
 	TupleDesc	desc = RelationGetDescr(rel);
 	TableLayout *layout = &layouts[table];
 	MemoryContext old;
+	int			at_1_0 = -1;	/* not asked yet */
 
 	/* Callers that run user code while they read the arrays copy them first. */
 	if (layout_context[table] == NULL)
@@ -121,6 +155,7 @@ layout_build(Catalog *catalog, TableId table, Relation rel)
 		MemoryContextReset(layout_context[table]);
 	old = MemoryContextSwitchTo(layout_context[table]);
 
+	layout->table = table;
 	layout->relid = RelationGetRelid(rel);
 	layout->ncolumns = spec->ncolumns;
 	layout->own_key = spec->own_key;
@@ -145,6 +180,16 @@ layout_build(Catalog *catalog, TableId table, Relation rel)
 									format_type_be(type)),
 							 errhint("Change the column back to its type, or install the extension again.")));
 				break;
+			}
+		}
+		if (found == InvalidAttrNumber && column->since_1_1)
+		{
+			if (at_1_0 < 0)
+				at_1_0 = database_at_1_0(catalog);
+			if (at_1_0)
+			{
+				layout->attnum[c] = InvalidAttrNumber;	/* reads as NULL */
+				continue;
 			}
 		}
 		if (found == InvalidAttrNumber)

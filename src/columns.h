@@ -34,6 +34,8 @@ typedef enum JobColumn
 	JOB_CREATED_AT,
 	JOB_UPDATED_AT,
 	JOB_STATUS_CHANGED_AT,
+	JOB_SOURCE_SERVER,			/* from 1.1; see TableLayout */
+	JOB_DESTINATION_SERVER,		/* from 1.1 */
 	N_JOB_COLUMN
 } JobColumn;
 
@@ -64,15 +66,23 @@ typedef enum HistoryColumn
 	N_HISTORY_COLUMN
 } HistoryColumn;
 
-#define MAX_KNOWN_COLUMNS 12
+#define MAX_KNOWN_COLUMNS 14
 
 /*
  * Where a table's columns are now.  The extension fills every column it
  * knows on the rows it inserts but the table's own key ("id"), which, like
  * every column a user added, takes its default.
+ *
+ * A column that a later version added (dms_job.source_server and
+ * destination_server, from 1.1) is absent from a database still at an
+ * earlier version that runs this library: its attnum is then
+ * InvalidAttrNumber, it reads as NULL, and writing a value into it fails
+ * with a hint to update the extension.  In a database at the version that
+ * has it, it is required like every other column.
  */
 typedef struct TableLayout
 {
+	TableId		table;
 	Oid			relid;
 	int			ncolumns;		/* known columns */
 	AttrNumber	attnum[MAX_KNOWN_COLUMNS];	/* of each known column */
@@ -88,6 +98,13 @@ typedef struct TableLayout
  * changed type.  The arrays stay valid until the next call.
  */
 extern const TableLayout *table_layout(struct Catalog *catalog, TableId table, Relation rel);
+
+/*
+ * Refuses to write a value into a column that the database lacks because it
+ * is at an earlier version of the extension (55000, with the hint to run
+ * ALTER EXTENSION dms_lifecycle UPDATE).
+ */
+extern void column_refuse_missing(const TableLayout *layout, int column) pg_attribute_noreturn();
 
 /* Forgets the layouts (the extension was installed again). */
 extern void table_layouts_reset(void);

@@ -22,6 +22,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "engine.h"
 #include "job.h"
 
 PG_FUNCTION_INFO_V1(dms_job_guard);
@@ -56,6 +57,13 @@ row_with_update(Catalog *catalog, Relation rel, HeapTuple tuple, const RowUpdate
 	for (int c = 0; c < N_JOB_COLUMN; c++)
 		if (u->replace[c])
 		{
+			if (layout->attnum[c] == InvalidAttrNumber)
+			{
+				/* a column of 1.1 in a database at 1.0: it stays NULL */
+				if (!u->nulls[c])
+					column_refuse_missing(layout, c);
+				continue;
+			}
 			attnums[n] = layout->attnum[c];
 			values[n] = u->values[c];
 			nulls[n] = u->nulls[c];
@@ -96,6 +104,13 @@ job_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, JobRow *row)
 	{
 		AttrNumber	attnum = layout->attnum[c];
 
+		if (attnum == InvalidAttrNumber)
+		{
+			/* a column of 1.1 that a database at 1.0 lacks */
+			values[c] = (Datum) 0;
+			nulls[c] = true;
+			continue;
+		}
 		values[c] = all_values[attnum - 1];
 		nulls[c] = all_nulls[attnum - 1];
 		/* NOT NULL is checked after BEFORE triggers: say it here, as PostgreSQL would */
@@ -117,6 +132,10 @@ job_row_read(Catalog *catalog, Relation rel, HeapTuple tuple, JobRow *row)
 		parallelism_index(catalog, values[JOB_PENDING_DUMP_PARALLELISM]);
 	row->error_message = values[JOB_ERROR_MESSAGE];
 	row->error_null = nulls[JOB_ERROR_MESSAGE];
+	row->has_source_server = !nulls[JOB_SOURCE_SERVER];
+	row->source_server = values[JOB_SOURCE_SERVER];
+	row->has_destination_server = !nulls[JOB_DESTINATION_SERVER];
+	row->destination_server = values[JOB_DESTINATION_SERVER];
 }
 
 static bool
@@ -124,12 +143,17 @@ column_changed(Catalog *catalog, Relation rel, HeapTuple a, HeapTuple b, int col
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	AttrNumber	attnum = table_layout(catalog, TABLE_JOB, rel)->attnum[column];
-	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+	Form_pg_attribute att;
 	bool		a_null,
 				b_null;
-	Datum		a_value = heap_getattr(a, attnum, desc, &a_null);
-	Datum		b_value = heap_getattr(b, attnum, desc, &b_null);
+	Datum		a_value,
+				b_value;
 
+	if (attnum == InvalidAttrNumber)
+		return false;			/* a column the database at 1.0 lacks */
+	att = TupleDescAttr(desc, attnum - 1);
+	a_value = heap_getattr(a, attnum, desc, &a_null);
+	b_value = heap_getattr(b, attnum, desc, &b_null);
 	if (a_null || b_null)
 		return a_null != b_null;
 	/* datum_image_eq: a stored value may be compressed or out of line, a new one not */
@@ -154,7 +178,11 @@ judge_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, const JobRow *o
 	out->name_changed = column_changed(catalog, rel, oldtuple, newtuple, JOB_NAME);
 	out->type_changed = old->migration_type != new->migration_type;
 	out->databases_changed = column_changed(catalog, rel, oldtuple, newtuple, JOB_DATABASES);
+	out->servers_changed =
+		column_changed(catalog, rel, oldtuple, newtuple, JOB_SOURCE_SERVER) ||
+		column_changed(catalog, rel, oldtuple, newtuple, JOB_DESTINATION_SERVER);
 	edited = out->name_changed || out->type_changed || out->databases_changed ||
+		out->servers_changed ||
 		old->parallelism != new->parallelism || old->pending != new->pending;
 
 	if (state_changed)
@@ -252,6 +280,36 @@ refuse_request(const Request *request, const JobRow *job)
 				 accepted[0] ? errdetail("Events accepted now: %s.", accepted) :
 				 errdetail("A job in this state accepts no event.")));
 	}
+}
+
+/*
+ * dms_report() on an engine-driven job from a session other than the
+ * engine's: the built-in engine knows what really happens to the job, and a
+ * second reporter would contradict it.
+ */
+void
+refuse_engine_driven_report(int64 job_id, const char *source_server)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("migration job " INT64_FORMAT " is driven by the built-in engine", job_id),
+			 errdetail("The job migrates from the server \"%s\"; the built-in engine reports its events.",
+					   source_server),
+			 errhint("Operators act on the job with the action functions (dms_stop(), dms_restart(), ...); dms_job_progress shows what the engine does.")));
+}
+
+/*
+ * The servers a new or edited job names: the source must be a server of
+ * dms_lifecycle_connection that the role writing may use; 1.1 has no
+ * destination but this cluster.
+ */
+static void
+validate_servers(const JobRow *job)
+{
+	if (job->has_source_server)
+		connection_server_check(TextDatumGetCString(job->source_server), "source server");
+	if (job->has_destination_server)
+		connection_destination_refuse(TextDatumGetCString(job->destination_server));
 }
 
 void
@@ -482,6 +540,10 @@ guard_request(Catalog *catalog, Request *request, const JobRow *old, RowUpdate *
 {
 	ResolvedEdge edge;
 
+	/* only the built-in engine reports the events of a job it drives */
+	if (request->reported && old->has_source_server && !engine_session)
+		refuse_engine_driven_report(old->id, TextDatumGetCString(old->source_server));
+
 	/* a database's failure: a database of the job */
 	if (request->kind == EDGE_EVENT && request->database != NULL && !old->databases_null &&
 		!text_array_contains(old->databases, request->database))
@@ -555,6 +617,16 @@ guard_direct_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, const Jo
 						 errmsg("cannot change the migration type of migration job " INT64_FORMAT " while it is %s",
 								old->id, state_text(old->status, old->phase)),
 						 errdetail("The migration type can change only before the job starts.")));
+			if (judgement.servers_changed)
+			{
+				if (old->status != ST_NOT_STARTED)
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("cannot change the servers of migration job " INT64_FORMAT " while it is %s",
+									old->id, state_text(old->status, old->phase)),
+							 errdetail("The source and destination servers of a job can change only before it starts.")));
+				validate_servers(new);
+			}
 			break;
 	}
 	return true;
@@ -697,12 +769,17 @@ compare_written(Catalog *catalog, Relation rel, int64 job_id, HeapTuple expected
 	for (int c = 0; c < N_JOB_COLUMN; c++)
 	{
 		AttrNumber	attnum = layout->attnum[c];
-		Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+		Form_pg_attribute att;
 		bool		expected_null,
 					written_null;
-		Datum		a = heap_getattr(expected, attnum, desc, &expected_null);
-		Datum		b = heap_getattr(written, attnum, desc, &written_null);
+		Datum		a,
+					b;
 
+		if (attnum == InvalidAttrNumber)
+			continue;			/* a column the database at 1.0 lacks */
+		att = TupleDescAttr(desc, attnum - 1);
+		a = heap_getattr(expected, attnum, desc, &expected_null);
+		b = heap_getattr(written, attnum, desc, &written_null);
 		if (expected_null != written_null ||
 			(!expected_null && !datum_image_eq(a, b, att->attbyval, att->attlen)))
 			ereport(ERROR,
@@ -775,6 +852,7 @@ guard_insert(Catalog *catalog, Relation rel, HeapTuple newtuple, RowUpdate *u)
 						state_text(ST_NOT_STARTED, PHASE_NULL)),
 				 errdetail("The new row of migration job " INT64_FORMAT " is %s.", new.id,
 						   state_text(new.status, new.phase))));
+	validate_servers(&new);
 
 	set_column(u, JOB_CREATED_AT, now, false);
 	set_column(u, JOB_UPDATED_AT, now, false);

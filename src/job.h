@@ -21,6 +21,11 @@ typedef struct JobRow
 	int			pending;		/* -1 if NULL */
 	Datum		error_message;
 	bool		error_null;
+	/* from 1.1; read only by the guard (rows read by job_read() leave them unset) */
+	bool		has_source_server;	/* an engine-driven job */
+	Datum		source_server;
+	bool		has_destination_server;
+	Datum		destination_server;
 } JobRow;
 
 /* How a direct UPDATE of a job is judged, from its old and new row alone. */
@@ -40,6 +45,7 @@ typedef struct UpdateJudgement
 	bool		databases_changed;
 	bool		type_changed;
 	bool		name_changed;
+	bool		servers_changed;
 } UpdateJudgement;
 
 /* guard.c: reading and judging rows of dms_job */
@@ -50,16 +56,30 @@ extern void judge_update(Catalog *catalog, Relation rel, HeapTuple oldtuple, con
 extern const char *request_cause(const Request *request);
 extern void refuse_transition(const JobRow *old, const JobRow *new) pg_attribute_noreturn();
 extern void refuse_request(const Request *request, const JobRow *job) pg_attribute_noreturn();
+extern void refuse_engine_driven_report(int64 job_id, const char *source_server) pg_attribute_noreturn();
 extern void guard_check_written(Catalog *catalog, Relation rel, HeapTuple oldtuple,
 								HeapTuple newtuple);
 extern bool text_array_contains(Datum array, const char *value);
+
+/* What dms_create_job() asks for: the columns of the new job's row. */
+typedef struct NewJob
+{
+	Datum		name;
+	Datum		migration_type;
+	Datum		databases;
+	bool		databases_null;
+	Datum		dump_parallelism;
+	Datum		source_server;
+	bool		source_server_null;
+	Datum		destination_server;
+	bool		destination_server_null;
+} NewJob;
 
 /*
  * change.c: a job's creation, change and deletion, each one write of its
  * row through the executor, with the request pushed for the triggers.
  */
-extern Datum job_create(Catalog *catalog, Datum name, Datum migration_type, Datum databases,
-						bool databases_null, Datum dump_parallelism, bool *created);
+extern Datum job_create(Catalog *catalog, const NewJob *job, bool *created);
 extern void job_change(Catalog *catalog, Request *request);
 extern bool job_read(Catalog *catalog, int64 job_id, PlanId plan, bool read_only, JobRow *job);
 extern bool job_delete(Catalog *catalog, Request *request);

@@ -14,6 +14,7 @@
 #include "utils/acl.h"
 #include "utils/catcache.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
@@ -22,8 +23,10 @@
 PG_FUNCTION_INFO_V1(dms_grant);
 PG_FUNCTION_INFO_V1(dms_revoke);
 
+/* dms_job_database and dms_job_progress are from 1.1: a database at 1.0 lacks them. */
 static const char *const reader_relations[] = {
-	"dms_job", "dms_job_failure", "dms_job_history", "dms_job_overview", NULL
+	"dms_job", "dms_job_failure", "dms_job_history", "dms_job_overview",
+	"dms_job_database", "dms_job_progress", NULL
 };
 static const char *const reader_functions[] = {"dms_allowed_actions", NULL};
 static const char *const operator_functions[] = {
@@ -88,9 +91,10 @@ static void
 relation_privileges(StringInfo sql, Catalog *catalog, bool grant, const char *role)
 {
 	for (const char *const *name = reader_relations; *name; name++)
-		appendStringInfo(sql, "%s SELECT ON %s.%s %s %s;\n",
-						 grant ? "GRANT" : "REVOKE", catalog->namespace_name,
-						 quote_identifier(*name), grant ? "TO" : "FROM", role);
+		if (OidIsValid(get_relname_relid(*name, catalog->namespace)))
+			appendStringInfo(sql, "%s SELECT ON %s.%s %s %s;\n",
+							 grant ? "GRANT" : "REVOKE", catalog->namespace_name,
+							 quote_identifier(*name), grant ? "TO" : "FROM", role);
 }
 
 static void

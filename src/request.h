@@ -57,6 +57,7 @@ typedef struct Request
 	int			parallelism;	/* DumpParallelism, for EDIT_DUMP_PARALLELISM */
 	Oid			actor;
 	const char *history_message;	/* what the guard did, for the history row */
+	bool		reported;		/* an event reported through dms_report() */
 
 	RequestStage stage;
 	int			trigger_depth;	/* pg_trigger_depth() of the call that writes */

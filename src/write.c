@@ -286,7 +286,11 @@ row_from_found(RowWrite *w)
 void
 row_mark_set(RowWrite *w, int column)
 {
-	int			member = w->layout->attnum[column] - FirstLowInvalidHeapAttributeNumber;
+	int			member;
+
+	if (w->layout->attnum[column] == InvalidAttrNumber)
+		return;					/* a column the database at an earlier version lacks */
+	member = w->layout->attnum[column] - FirstLowInvalidHeapAttributeNumber;
 
 #if PG_VERSION_NUM >= 160000
 	w->perminfo->insertedCols = bms_add_member(w->perminfo->insertedCols, member);
@@ -302,6 +306,13 @@ row_set(RowWrite *w, int column, Datum value, bool isnull)
 {
 	AttrNumber	attnum = w->layout->attnum[column];
 
+	if (attnum == InvalidAttrNumber)
+	{
+		/* the database is at an earlier version: NULL is what it would hold */
+		if (!isnull)
+			column_refuse_missing(w->layout, column);
+		return;
+	}
 	w->row->tts_values[attnum - 1] = value;
 	w->row->tts_isnull[attnum - 1] = isnull;
 	row_mark_set(w, column);
@@ -310,6 +321,11 @@ row_set(RowWrite *w, int column, Datum value, bool isnull)
 Datum
 row_get(TupleTableSlot *slot, const TableLayout *layout, int column, bool *isnull)
 {
+	if (layout->attnum[column] == InvalidAttrNumber)
+	{
+		*isnull = true;			/* a column the database at an earlier version lacks */
+		return (Datum) 0;
+	}
 	return slot_getattr(slot, layout->attnum[column], isnull);
 }
 

@@ -86,6 +86,51 @@ is( $node->safe_psql(
 is(consistency_violations($node, 'src'),
 	'', 'source: every job agrees with its history');
 
+# An engine-driven job (ENGINE.md 2): its server and user mapping, and the
+# engine's record of its databases, which the extension marks for pg_dump.
+$node->safe_psql(
+	'src', q{
+CREATE SERVER old_primary FOREIGN DATA WRAPPER dms_lifecycle_connection
+  OPTIONS (host '10.0.0.5', port '5432', sslmode 'prefer');
+CREATE USER MAPPING FOR PUBLIC SERVER old_primary OPTIONS (user 'migrator', password 'secret');
+GRANT USAGE ON FOREIGN SERVER old_primary TO alice;
+SET ROLE alice;
+SELECT dms_create_job('engine driven', 'continuous', ARRAY['shop', 'billing'],
+                      source_server => 'old_primary');
+SELECT dms_start(id) FROM dms_job WHERE name = 'engine driven';
+RESET ROLE;
+INSERT INTO dms_job_database (job_id, database_name, state, created_database, source_oid,
+                              tables_total, tables_copied, bytes_total, bytes_copied,
+                              rows_copied, observed_at)
+SELECT id, 'shop', 'copying', true, 16384, 41, 12, 2300000000, 1034567890, 812345,
+       '2024-05-01 12:00:00.123456+00'
+  FROM dms_job WHERE name = 'engine driven';
+INSERT INTO dms_job_database (job_id, database_name, state, source_oid, last_error, observed_at)
+VALUES (987654, 'left behind', 'failed', 16385,
+        'the job was deleted; its subscription is still being dropped',
+        '2024-05-01 12:00:00.654321+00');
+});
+# (options in the order of their names: pg_dump may write them in another)
+my $engine_setup_sql = q{
+SELECT 'server ' || srvname || ' ' || (SELECT string_agg(o, ',' ORDER BY o) FROM unnest(srvoptions) o)
+  FROM pg_foreign_server
+UNION ALL
+SELECT 'mapping ' || srvname || ' ' || usename || ' '
+       || (SELECT string_agg(o, ',' ORDER BY o) FROM unnest(umoptions) o)
+  FROM pg_user_mappings
+UNION ALL
+SELECT 'job ' || name || ' ' || source_server FROM dms_job WHERE source_server IS NOT NULL
+UNION ALL
+SELECT 'engine row ' || d::text FROM dms_job_database d
+UNION ALL
+SELECT 'progress ' || p::text FROM dms_job_progress p
+ORDER BY 1};
+my $source_engine_setup = $node->safe_psql('src', $engine_setup_sql);
+is( $source_engine_setup =~ tr/\n//,
+	5,
+	'source: a server, a user mapping, an engine-driven job, two rows of the engine and one of progress'
+);
+
 my $source = table_texts($node, 'src');
 my $source_actions = $node->safe_psql('src',
 	'SELECT id, dms_allowed_actions(id) FROM dms_job ORDER BY id');
@@ -172,6 +217,10 @@ SELECT id, name, migration_type, status, substatus, allowed_actions, error_messa
 		"$how: dms_job_overview reads the same");
 	is(consistency_violations($node, $db),
 		'', "$how: every job agrees with its history");
+	is($node->safe_psql($db, $engine_setup_sql),
+		$source_engine_setup,
+		"$how: the server, its user mapping, the engine-driven job, the engine's rows and dms_job_progress are the source's"
+	);
 
 	# -----------------------------------------------------------------
 	# New ids collide with nothing, not even a deleted job's id.
@@ -302,7 +351,8 @@ $node->safe_psql('loads', 'CREATE EXTENSION dms_lifecycle');
 
 my $copy_job =
   'COPY dms_job (id, name, migration_type, status, phase, databases, dump_parallelism, '
-  . 'pending_dump_parallelism, error_message, created_at, updated_at, status_changed_at) FROM stdin;';
+  . 'pending_dump_parallelism, error_message, created_at, updated_at, status_changed_at, '
+  . 'source_server, destination_server) FROM stdin;';
 
 # One row per legal state of SPEC section 3, as COPY text.
 sub job_line
@@ -314,14 +364,17 @@ sub job_line
 		$phase // '\N', $o{databases} // '{sales,stock}',
 		'optimal', $o{pending} // '\N',
 		$o{error} // '\N', '2024-01-02 03:04:05.123456+00',
-		'2024-02-03 04:05:06.654321+00', '2024-02-03 04:05:06.654321+00');
+		'2024-02-03 04:05:06.654321+00', '2024-02-03 04:05:06.654321+00',
+		$o{source} // '\N', '\N');
 }
 
 my @legal = (
 	job_line(101, 'not_started', undef, databases => '\N'),
 	job_line(102, 'starting', undef),
 	job_line(103, 'running', 'full_dump', pending => 'max'),
-	job_line(104, 'running', 'cdc'),
+	# a restore loads the name of a job's server as it was dumped, whether
+	# or not the server is there yet
+	job_line(104, 'running', 'cdc', source => 'server not restored'),
 	job_line(105, 'running', 'promote_in_progress'),
 	job_line(106, 'running_with_errors', 'full_dump', error => 'disk slow'),
 	job_line(107, 'running_with_errors', 'cdc',

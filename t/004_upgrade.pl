@@ -10,9 +10,15 @@
 #     t/005_old_version.pl examines in depth);
 #   - before the update, the comparison sees how V differs from a fresh
 #     install (for 1.0: the trigger dms_failure_removed and its function,
-#     with its comment and ACL, and the comments of dms_job_record and
-#     dms_failure_guard), so that the equality after it means something;
-#   - ALTER EXTENSION ... UPDATE; the extension's objects (members, types,
+#     with its comment and ACL, the comments of dms_job_record and
+#     dms_failure_guard, and none of the engine's objects: the wrapper
+#     dms_lifecycle_connection, dms_job's server columns, dms_create_job's
+#     six arguments, dms_job_database and dms_job_progress), so that the
+#     equality after it means something;
+#   - ALTER EXTENSION ... UPDATE, which names in a WARNING the roles whose
+#     capabilities must be granted again (1.0 to 1.1 replaces dms_create_job,
+#     and the grants of the old one go with it), and those grants, made
+#     again with dms_grant(); the extension's objects (members, types,
 #     tables with their columns, constraints, indexes and sequences,
 #     triggers, functions with their signatures and bodies, the view's
 #     definition, comments, owners and ACLs) are those of a fresh install of
@@ -58,6 +64,10 @@ my $node = PostgreSQL::Test::Cluster->new('upgrade');
 $node->init;
 $node->start;
 $node->safe_psql('postgres', 'CREATE ROLE alice; CREATE ROLE engine;');
+
+# The capabilities every database of this test gives: before an update, and
+# again after it where the update says so.
+my $grants = "SELECT dms_grant('alice', 'operator'); SELECT dms_grant('engine', 'engine');";
 
 
 # ---------------------------------------------------------------------
@@ -242,6 +252,30 @@ sub check_update
 		catalogs_equal(describe_catalog($node, $db), $catalog_before, "$how (a no-op)",
 			'before the update');
 	}
+	if ("$from->$default" eq '1.0->1.1')
+	{
+		# dms_create_job has two more arguments: a new function, without the
+		# grants of the old one, which the script does not make again (they
+		# would count as the extension's own, and pg_dump would omit them).
+		like($stderr,
+			qr/WARNING:  dms_lifecycle 1.1 replaced dms_create_job and added dms_job_progress: grant the capabilities of these roles again: alice, engine\n/,
+			"$how: a WARNING names the roles whose capabilities must be granted again");
+		like($stderr, qr/DETAIL:  Roles that lost the privilege to call dms_create_job: alice\./,
+			"$how: ... the operator alice among those who lost dms_create_job");
+		like($stderr,
+			qr/HINT:  Run, as a superuser: SELECT dms_grant\('alice', 'operator'\); SELECT dms_grant\('engine', 'engine'\);/,
+			"$how: ... and says what to run");
+		is( $node->safe_psql(
+				$db, q{
+SELECT has_function_privilege('alice', 'dms_create_job(text, dms_migration_type, text[], dms_dump_parallelism, text, text)', 'EXECUTE'),
+       has_table_privilege('alice', 'dms_job_progress', 'SELECT'),
+       has_table_privilege('engine', 'dms_job_progress', 'SELECT'),
+       has_function_privilege('engine', 'dms_report(bigint, dms_event, text, text)', 'EXECUTE')}),
+			'f|f|f|t',
+			"$how: before the grants are made again, alice cannot create a job and nobody reads dms_job_progress; engine still reports"
+		);
+		$node->safe_psql($db, $grants);
+	}
 	is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = '$ext'"),
 		$default, "$how: the extension is at the default version $default");
 
@@ -339,9 +373,8 @@ is(scalar(@earlier) == 0, scalar(@updates) == 0,
 # 2. A fresh install of the default version: what every update must give.
 # ---------------------------------------------------------------------
 
-# The same grants as the updated databases get, so that the ACLs compare.
-my $grants = "SELECT dms_grant('alice', 'operator'); SELECT dms_grant('engine', 'engine');";
-
+# The same grants as the updated databases get ($grants), so that the ACLs
+# compare.
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', "CREATE EXTENSION $ext; $grants");
 my $fresh = describe_catalog($node, 'fresh');
@@ -409,7 +442,10 @@ if (!@earlier)
 # the default version, by "from->to": the update scripts' work.  The
 # extension's properties always differ (the version).
 my %expected_differences = (
-	'1.0->1.1' => [ 'acls', 'comments', 'extension properties', 'functions', 'members', 'triggers' ]);
+	'1.0->1.1' => [
+		'acls', 'comments', 'extension properties', 'functions', 'members', 'relations',
+		'triggers', 'types', 'views'
+	]);
 
 foreach my $v (@earlier)
 {
@@ -450,6 +486,21 @@ foreach my $v (@earlier)
 				  && $comments =~ /^unexpected: function \Q$f\E: /m,
 				"... and 1.1 has another comment on $f");
 		}
+		my $members = differences($old->{members}, $fresh->{members});
+		foreach my $m (
+			'foreign-data wrapper dms_lifecycle_connection',
+			'function dms_lifecycle_connection_validator(text[],oid)',
+			'function dms_create_job(text,dms_migration_type,text[],dms_dump_parallelism,text,text)',
+			'table dms_job_database', 'view dms_job_progress', 'type dms_database_state')
+		{
+			like($members, qr/^missing:    \Q$m\E$/m, "... 1.0 lacks the $m of 1.1");
+		}
+		like($members,
+			qr/^unexpected: function dms_create_job\(text,dms_migration_type,text\[\],dms_dump_parallelism\)$/m,
+			'... and has the dms_create_job of four arguments');
+		like(differences($old->{relations}, $fresh->{relations}),
+			qr/^missing:    column dms_job\.source_server at 13: text/m,
+			'... and no column dms_job.source_server');
 	}
 
 	check_update($db, $v, $default, $fresh);

@@ -26,14 +26,21 @@
 #      every change, and columns added and dropped between two calls of one
 #      session break nothing.
 # The database at V must print what the reference prints (results, errors,
-# notifications), hold the same rows (timestamps aside), agree with its
-# history, have taken every edge, and have sent exactly one notification per
-# history row; the server log shows no crash and no internal error (XX000).
+# notifications), hold the same rows (timestamps aside, in the columns V
+# has), agree with its history, have taken every edge, and have sent
+# exactly one notification per history row; the server log shows no crash
+# and no internal error (XX000).  At 1.0 the engine's objects of 1.1 are
+# absent (the wrapper dms_lifecycle_connection, dms_job's server columns,
+# dms_job_database, dms_job_progress): the library reads the missing
+# columns as NULL and refuses to write a server into them, saying to update.
 # Then ALTER EXTENSION ... UPDATE (in the plain variant while another
 # session that ran the library on V stays open and goes on after it; in the
 # variants with user columns, in the middle of such a session, a recovery
-# rolled back before it and done after it): the catalog is the reference's, no row
-# changed, and one more script prints and writes what the reference does.
+# rolled back before it and done after it), and the capabilities granted
+# again as its WARNING says: the catalog is the reference's (the columns the
+# update adds come after the user's, where a fresh install has them
+# before), no row changed, and one more script prints and writes what the
+# reference does.
 
 use strict;
 use warnings FATAL => 'all';
@@ -320,32 +327,83 @@ sub run_both
 	return ($out, $err);
 }
 
-# The rows of the three tables, timestamps aside, user columns included.
-sub rows_without_times
+# The columns of the three tables in $db, timestamps aside, user columns
+# included, as { table => 'a, b, ...' } in the order of $db.
+sub columns_without_times
 {
 	my ($db) = @_;
-	my %t;
+	my %c;
 	foreach my $table ('dms_job', 'dms_job_failure', 'dms_job_history')
 	{
-		my $cols = $node->safe_psql(
+		$c{$table} = $node->safe_psql(
 			$db, qq{
 SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
  WHERE attrelid = '$table'::regclass AND attnum > 0 AND NOT attisdropped
    AND atttypid <> 'timestamptz'::regtype});
-		$t{$table} = $node->safe_psql($db, "SELECT row($cols)::text FROM $table ORDER BY 1");
+	}
+	return \%c;
+}
+
+# The rows of the three tables in $db, in the columns $cols names.
+sub rows_without_times
+{
+	my ($db, $cols) = @_;
+	my %t;
+	foreach my $table (keys %$cols)
+	{
+		$t{$table} =
+		  $node->safe_psql($db, "SELECT row($cols->{$table})::text FROM $table ORDER BY 1");
 	}
 	return \%t;
 }
 
+# The rows of the database at V are the reference's, in the columns V has
+# (at 1.0, the reference has dms_job's server columns besides, all NULL).
 sub rows_equal
 {
 	my ($v, $ref, $how) = @_;
-	my ($got, $want) = (rows_without_times($v), rows_without_times($ref));
+	my $cols = columns_without_times($v);
+	my ($got, $want) = (rows_without_times($v, $cols), rows_without_times($ref, $cols));
 	foreach my $table (sort keys %$want)
 	{
 		is(differences($got->{$table}, $want->{$table}),
 			'', "$how: the rows of $table are the reference's (timestamps aside)");
 	}
+}
+
+# The catalog without the positions of the columns: an update adds its
+# columns after those a user added, where a fresh install has them before.
+sub without_column_positions
+{
+	my ($catalog) = @_;
+	my %c = %$catalog;
+	$c{relations} = join("\n",
+		sort map { s/^(column \S+) at \d+:/$1:/r } split /\n/, $c{relations});
+	return \%c;
+}
+
+# The objects of 1.1 that the update from 1.0 adds, by kind: what exists of
+# them in $db, one line each.
+sub objects_of_1_1
+{
+	my ($db) = @_;
+	return $node->safe_psql(
+		$db, q{
+SELECT 'wrapper ' || fdwname FROM pg_foreign_data_wrapper WHERE fdwname = 'dms_lifecycle_connection'
+UNION ALL
+SELECT 'column dms_job.' || attname FROM pg_attribute
+ WHERE attrelid = 'dms_job'::regclass AND attname IN ('source_server', 'destination_server')
+   AND NOT attisdropped
+UNION ALL
+SELECT 'relation ' || relname FROM pg_class
+ WHERE relname IN ('dms_job_database', 'dms_job_progress')
+   AND relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'dms_lifecycle')
+UNION ALL
+SELECT 'type ' || typname FROM pg_type WHERE typname = 'dms_database_state'
+UNION ALL
+SELECT 'function ' || oid::regprocedure FROM pg_proc
+ WHERE proname IN ('dms_create_job', 'dms_lifecycle_connection_validator')
+ORDER BY 1});
 }
 
 # Each history row above $after_id against the notifications, in order.
@@ -416,6 +474,55 @@ foreach my $version (@earlier)
 				1,
 				"$how: the database has 1.0's trigger dms_failure_removed, which the new library keeps as a no-op"
 			);
+		}
+
+		my $objects_1_1 = join("\n",
+			'column dms_job.destination_server',
+			'column dms_job.source_server',
+			'function dms_create_job(text,dms_migration_type,text[],dms_dump_parallelism,text,text)',
+			'function dms_lifecycle_connection_validator(text[],oid)',
+			'relation dms_job_database',
+			'relation dms_job_progress',
+			'type dms_database_state',
+			'wrapper dms_lifecycle_connection');
+		is(objects_of_1_1($ref), $objects_1_1,
+			"$how: the reference at $default has the engine's objects of 1.1");
+		if ($version eq '1.0')
+		{
+			is( objects_of_1_1($v),
+				'function dms_create_job(text,dms_migration_type,text[],dms_dump_parallelism)',
+				"$how: the database at 1.0 has none of them, and the dms_create_job of four arguments"
+			);
+			is( $node->safe_psql(
+					$v, q{
+SELECT string_agg(a.privilege_type || ' ON ' || c.relname, ', ' ORDER BY c.relname)
+  FROM pg_class c, aclexplode(c.relacl) a
+ WHERE c.relname LIKE 'dms\_job%' AND c.relkind IN ('r', 'v') AND a.grantee = 'alice'::regrole}),
+				'SELECT ON dms_job, SELECT ON dms_job_failure, SELECT ON dms_job_history, SELECT ON dms_job_overview',
+				"$how: dms_grant() on the 1.0 database grants what exists of the reader's relations");
+
+			# A value for a column that 1.0 lacks: the library refuses it and
+			# says to update (a C declaration of dms_create_job with 1.1's
+			# arguments, as a database at 1.0 cannot have through the API).
+			my ($stdout, $stderr) = ('', '');
+			$node->psql(
+				$v, qq{
+CREATE FUNCTION create_job_1_1(text, dms_migration_type, text[], dms_dump_parallelism, text, text)
+    RETURNS bigint AS '\$libdir/dms_lifecycle', 'dms_create_job' LANGUAGE C;
+SELECT create_job_1_1('with a server', 'continuous', NULL, 'optimal', 'old_primary', NULL);
+DROP FUNCTION create_job_1_1(text, dms_migration_type, text[], dms_dump_parallelism, text, text);
+},
+				stdout => \$stdout,
+				stderr => \$stderr,
+				on_error_stop => 0,
+				extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+			like($stderr,
+				qr/ERROR:  55000: column "source_server" of table dms_job does not exist yet in this database\n/,
+				"$how: a source server for a job of the 1.0 database is refused (55000)");
+			like($stderr, qr/HINT:  Run ALTER EXTENSION dms_lifecycle UPDATE\./,
+				"$how: ... with the hint to update the extension");
+			is($node->safe_psql($v, 'SELECT count(*) FROM dms_job'),
+				0, "$how: ... and no job was made");
 		}
 
 		my @outputs;
@@ -644,6 +751,11 @@ SELECT j.name || '|' || j.status || '|' || j.phase || '|' || j.databases::text |
 			my ($ret, $stdout, $stderr) =
 			  $node->psql($v, "ALTER EXTENSION $ext UPDATE", on_error_stop => 1);
 			is($ret, 0, "$how: ALTER EXTENSION $ext UPDATE succeeds") or diag($stderr);
+			like($stderr,
+				qr/WARNING:  dms_lifecycle 1.1 replaced dms_create_job and added dms_job_progress: grant the capabilities of these roles again: alice, engine\n/,
+				"$how: the update names the roles to grant again")
+			  if $version eq '1.0';
+			$node->safe_psql($v, $grants);
 			my $after = data_texts($node, $v, $cols);
 			foreach my $name (sort keys %$before)
 			{
@@ -665,10 +777,21 @@ SELECT j.name || '|' || j.status || '|' || j.phase || '|' || j.databases::text |
 		}
 		else
 		{
-			my ($out, $err) = run_script($v, sprintf($across_update_sql, "ALTER EXTENSION $ext UPDATE;"));
-			my ($ref_out, $ref_err) = run_script($ref, sprintf($across_update_sql, ''));
+			# the update, then the grants its WARNING asks for; the reference
+			# runs the grants only (they change nothing there)
+			my ($out, $err) =
+			  run_script($v, sprintf($across_update_sql, "ALTER EXTENSION $ext UPDATE;\n$grants"));
+			my ($ref_out, $ref_err) = run_script($ref, sprintf($across_update_sql, $grants));
 			is(without_pids($out), without_pids($ref_out),
 				"$how, updated within a session: the results and notifications are the reference's");
+			if ($version eq '1.0')
+			{
+				like($err,
+					qr/WARNING:  01000: dms_lifecycle 1.1 replaced dms_create_job and added dms_job_progress: grant the capabilities of these roles again: alice, engine\n/,
+					"$how, updated within a session: the update names the roles to grant again");
+				# the WARNING and its DETAIL, HINT, CONTEXT and LOCATION lines
+				$err =~ s/^(?:psql:\S+ )?WARNING:  01000: dms_lifecycle 1\.1 replaced .*(?:\n(?:DETAIL|HINT|CONTEXT|LOCATION):  .*)*\n?//m;
+			}
 			is($err, $ref_err, "$how, updated within a session: the errors are the reference's");
 			is( join("\n", grep { /^[a-z].*: / && !/^Asynchronous/ } split /\n/, $out),
 				join("\n",
@@ -689,9 +812,20 @@ SELECT j.name || '|' || j.status || '|' || j.phase || '|' || j.databases::text |
 		}
 		is($node->safe_psql($v, "SELECT extversion FROM pg_extension WHERE extname = '$ext'"),
 			$default, "$how: the database is at $default");
-		catalogs_equal(describe_catalog($node, $v),
-			describe_catalog($node, $ref),
+		catalogs_equal(without_column_positions(describe_catalog($node, $v)),
+			without_column_positions(describe_catalog($node, $ref)),
 			"$how, updated", "a fresh install with the same user columns");
+		is(objects_of_1_1($v), $objects_1_1, "$how, updated: the engine's objects of 1.1 are there");
+		is( $node->safe_psql(
+				$v, q{
+SELECT string_agg(attname, ', ' ORDER BY attnum DESC) FROM (
+    SELECT attname, attnum FROM pg_attribute
+     WHERE attrelid = 'dms_job'::regclass AND attnum > 0 AND NOT attisdropped
+     ORDER BY attnum DESC LIMIT 2) last}),
+			'destination_server, source_server',
+			"$how, updated: the server columns come last in dms_job");
+		is($node->safe_psql($v, 'SELECT count(*) FROM dms_job WHERE source_server IS NOT NULL OR destination_server IS NOT NULL'),
+			0, "$how, updated: no job has a server");
 
 		$max_history = $node->safe_psql($v, 'SELECT coalesce(max(id), 0) FROM dms_job_history');
 		($out) = run_both($v, $ref, 'after the update', $after_update_sql, "$how, updated");
