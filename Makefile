@@ -16,7 +16,17 @@ OBJS = \
 	src/write.o \
 	src/change.o \
 	src/prune.o \
-	src/connection_options.o
+	src/connection_options.o \
+	src/engine/settings.o \
+	src/engine/shared.o \
+	src/engine/launcher.o \
+	src/engine/jobs.o \
+	src/engine/worker.o \
+	src/engine/remote.o \
+	src/engine/preflight.o \
+	src/engine/copy.o \
+	src/engine/stream.o \
+	src/engine/promote.o
 
 DATA = $(wildcard sql/dms_lifecycle--*.sql)
 
@@ -47,7 +57,7 @@ include $(PGXS)
 
 # Every object depends on the headers (PGXS tracks no header dependencies).  After PGXS,
 # so that "all" stays the default goal.
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/engine/*.h)
 
 # After PGXS, which sets it empty: -v prints a line per TAP test, which scripts/test counts.
 PROVE_FLAGS = -v

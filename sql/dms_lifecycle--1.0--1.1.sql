@@ -182,6 +182,7 @@ CREATE TABLE dms_job_database (
     database_name    text NOT NULL,
     state            dms_database_state NOT NULL DEFAULT 'preflight',
     created_database boolean NOT NULL DEFAULT false,
+    source_server    text NOT NULL,
     source_oid       oid,
     tables_total     integer,
     tables_copied    integer NOT NULL DEFAULT 0,
@@ -200,6 +201,8 @@ COMMENT ON COLUMN dms_job_database.job_id IS 'the job; the row may outlive it wh
 COMMENT ON COLUMN dms_job_database.database_name IS 'the database, on the source and on the destination';
 COMMENT ON COLUMN dms_job_database.state IS 'what the engine is doing with this database';
 COMMENT ON COLUMN dms_job_database.created_database IS 'whether the engine created the destination database';
+COMMENT ON COLUMN dms_job_database.source_server IS
+    'the job''s source server, kept so that the engine can take down what it made after the job is deleted';
 COMMENT ON COLUMN dms_job_database.source_oid IS
     'the database''s oid on the source, which names the slot, publications and subscription (dms_<job>_<oid>)';
 COMMENT ON COLUMN dms_job_database.tables_total IS 'how many tables to copy; NULL until known';

@@ -31,6 +31,13 @@ extern bool engine_session;
  */
 extern char *job_source_server(struct Catalog *catalog, int64 job_id, bool *found);
 
+/*
+ * A job changed in this transaction: the engine's manager is woken when it
+ * commits, so that an action on a job is picked up at once.  A no-op when
+ * the library is not preloaded.  Defined in src/engine/shared.c.
+ */
+extern void engine_wake_at_commit(void);
+
 /* src/connection_options.c */
 
 /*

@@ -13,6 +13,7 @@
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
+#include "engine.h"
 #include "job.h"
 #include "write.h"
 
@@ -122,6 +123,9 @@ record_change(Catalog *catalog, const Change *change)
 	Datum		columns[N_HISTORY_COLUMN];
 	bool		nulls[N_HISTORY_COLUMN] = {false};
 	int64		history_id;
+
+	/* an engine-driven job's worker looks at it once this commits */
+	engine_wake_at_commit();
 
 	if (actor == NULL)
 		actor = psprintf("role %u", actor_id);

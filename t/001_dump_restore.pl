@@ -99,14 +99,14 @@ SELECT dms_create_job('engine driven', 'continuous', ARRAY['shop', 'billing'],
                       source_server => 'old_primary');
 SELECT dms_start(id) FROM dms_job WHERE name = 'engine driven';
 RESET ROLE;
-INSERT INTO dms_job_database (job_id, database_name, state, created_database, source_oid,
+INSERT INTO dms_job_database (job_id, database_name, state, created_database, source_server, source_oid,
                               tables_total, tables_copied, bytes_total, bytes_copied,
                               rows_copied, observed_at)
-SELECT id, 'shop', 'copying', true, 16384, 41, 12, 2300000000, 1034567890, 812345,
+SELECT id, 'shop', 'copying', true, 'old_primary', 16384, 41, 12, 2300000000, 1034567890, 812345,
        '2024-05-01 12:00:00.123456+00'
   FROM dms_job WHERE name = 'engine driven';
-INSERT INTO dms_job_database (job_id, database_name, state, source_oid, last_error, observed_at)
-VALUES (987654, 'left behind', 'failed', 16385,
+INSERT INTO dms_job_database (job_id, database_name, state, source_server, source_oid, last_error, observed_at)
+VALUES (987654, 'left behind', 'failed', 'old_primary', 16385,
         'the job was deleted; its subscription is still being dropped',
         '2024-05-01 12:00:00.654321+00');
 });

@@ -1,0 +1,641 @@
+/*
+ * src/engine/copy.c: the full dump of one database, from one consistent
+ * point (ENGINE.md sections 3 and 8).
+ *
+ *   1. the destination database is created if absent;
+ *   2. the source's tables are published (tables without a replica
+ *      identity for inserts only, so that no write on the source fails);
+ *   3. a logical slot is created with an exported snapshot, on a
+ *      replication connection held open during the copy: the slot's
+ *      consistent point is where streaming will start;
+ *   4. pg_dump of this PostgreSQL reads the schema in that snapshot; its
+ *      pre-data section (tables, types, functions) is restored;
+ *   5. dump_parallelism streams copy the tables, largest first, each a COPY
+ *      out of the source in the snapshot and into the destination;
+ *   6. the post-data section (indexes, constraints, triggers) is built,
+ *      in parallel, after the data.
+ * A database whose copy is interrupted starts over: the snapshot died with
+ * the connection that exported it.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "internal.h"
+#include "lifecycle.h"
+
+typedef struct SourceTable
+{
+	char	   *qualified;		/* schema.name, quoted */
+	char	   *columns;		/* quoted column list, NULL for none */
+	int64		bytes;
+	bool		has_identity;
+} SourceTable;
+
+typedef struct CopyStream
+{
+	PGconn	   *src;
+	PGconn	   *dst;
+	SourceTable *table;			/* NULL when idle */
+	int64		streamed;		/* bytes of COPY text sent for this table */
+} CopyStream;
+
+static const int streams_per_level[] = {1, 2, 4};
+
+/*
+ * The tables the engine copies and publishes: ordinary, permanent tables
+ * (partitions included: their rows live there), not the system's, not an
+ * extension's; largest first.  Generated columns are not copied: the
+ * destination computes them.
+ */
+char *
+source_tables_sql(int server_version)
+{
+	return psprintf("SELECT format('%%I.%%I', n.nspname, c.relname) AS qualified, "
+					"pg_catalog.pg_relation_size(c.oid) AS bytes, "
+					"(c.relreplident IN ('f', 'i') OR (c.relreplident = 'd' AND EXISTS "
+					"(SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) AS has_identity, "
+					"(SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) "
+					"FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
+					"AND NOT a.attisdropped%s) AS columns "
+					"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+					"WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
+					"AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_' "
+					"AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+					"AND d.objid = c.oid AND d.deptype = 'e') "
+					"ORDER BY 2 DESC, 1",
+					server_version >= 120000 ? " AND a.attgenerated = ''" : "");
+}
+
+static List *
+read_tables(PGconn *conn, char **error)
+{
+	PGresult   *res = remote_exec(conn, source_tables_sql(PQserverVersion(conn)));
+	List	   *tables = NIL;
+
+	if (!remote_ok(res))
+	{
+		*error = psprintf("cannot list the tables: %s", remote_error(conn, res));
+		PQclear(res);
+		return NIL;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		SourceTable *t = palloc0(sizeof(SourceTable));
+
+		t->qualified = pstrdup(PQgetvalue(res, i, 0));
+		t->bytes = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		t->has_identity = PQgetvalue(res, i, 2)[0] == 't';
+		t->columns = PQgetisnull(res, i, 3) ? NULL : pstrdup(PQgetvalue(res, i, 3));
+		tables = lappend(tables, t);
+	}
+	PQclear(res);
+	return tables;
+}
+
+/* CREATE PUBLICATION name [FOR TABLE ...] [WITH (publish = 'insert')] */
+static char *
+publication_sql(const char *name, List *tables, bool identity)
+{
+	StringInfoData s;
+	ListCell   *lc;
+	bool		first = true;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "CREATE PUBLICATION %s", quote_identifier(name));
+	foreach(lc, tables)
+	{
+		SourceTable *t = lfirst(lc);
+
+		if (t->has_identity != identity)
+			continue;
+		appendStringInfoString(&s, first ? " FOR TABLE ONLY " : ", ONLY ");
+		appendStringInfoString(&s, t->qualified);
+		first = false;
+	}
+	if (!identity)
+		appendStringInfoString(&s, " WITH (publish = 'insert')");
+	return s.data;
+}
+
+/* The job, read again: has it been stopped, deleted or moved on since the copy began? */
+bool
+copy_should_stop(EngineJob *job)
+{
+	static MemoryContext scratch = NULL;
+	MemoryContext old;
+	EngineJob	now;
+	bool		stop;
+
+	if (scratch == NULL)
+		scratch = AllocSetContextCreate(TopMemoryContext, "dms_lifecycle job check",
+										ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(scratch);
+	old = MemoryContextSwitchTo(scratch);
+	stop = !engine_read_job(job->id, &now) ||
+		!(now.status == ST_RUNNING || now.status == ST_RUNNING_WITH_ERRORS ||
+		  now.status == ST_FAILED) ||
+		now.phase != job->phase;
+	MemoryContextSwitchTo(old);
+	return stop;
+}
+
+static char *
+dump_path(int64 job_id, Oid oid)
+{
+	return psprintf("%s/dms_lifecycle/job_" INT64_FORMAT "_%u.dump", DataDir, job_id, oid);
+}
+
+/* pg_restore of one section of the dump into the destination database. */
+static bool
+restore_section(EngineDatabase *db, const char *file, const char *section, int jobs,
+				char **error)
+{
+	char	   *restore = pg_program_path("pg_restore");
+	char	   *conninfo = endpoint_conninfo(endpoint_local(), db->name, NULL);
+	const char *argv[16];
+	int			i = 0;
+	char	   *output;
+
+	argv[i++] = restore;
+	argv[i++] = psprintf("--section=%s", section);
+	argv[i++] = "--no-owner";
+	argv[i++] = "--no-privileges";
+	argv[i++] = "--no-tablespaces";
+	argv[i++] = "--exit-on-error";
+	if (jobs > 1)
+		argv[i++] = psprintf("--jobs=%d", jobs);
+	else
+		argv[i++] = "--single-transaction";
+	argv[i++] = psprintf("--dbname=%s", conninfo);
+	argv[i++] = file;
+	argv[i] = NULL;
+	if (run_program(argv, NULL, &output) != 0)
+	{
+		*error = psprintf("restoring the schema (%s) failed: %s", section, output);
+		return false;
+	}
+	return true;
+}
+
+/* Makes the destination database if it does not exist, like the source's. */
+static bool
+ensure_destination(int64 job_id, PGconn *src, EngineDatabase *db, char **error)
+{
+	PGconn	   *local = remote_connect(endpoint_local(), engine_database, false, error);
+	const char *values[1] = {db->name};
+	PGresult   *res;
+	bool		exists;
+	bool		ok = true;
+
+	if (local == NULL)
+		return false;
+	res = remote_exec_params(local, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", 1, values);
+	exists = remote_ok(res) && PQntuples(res) == 1;
+	PQclear(res);
+	if (!exists)
+	{
+		PGresult   *like = remote_exec(src, "SELECT pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype "
+									   "FROM pg_catalog.pg_database WHERE datname = current_database()");
+
+		if (!remote_ok(like) || PQntuples(like) != 1)
+		{
+			*error = psprintf("cannot read the source database's encoding: %s", remote_error(src, like));
+			PQclear(like);
+			PQfinish(local);
+			return false;
+		}
+		/* recorded first: a crash right after CREATE DATABASE still knows it made it */
+		db->created_database = true;
+		engine_save_database(job_id, db);
+		ok = remote_command(local,
+							psprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
+									 quote_identifier(db->name),
+									 quote_literal_cstr(PQgetvalue(like, 0, 0)),
+									 quote_literal_cstr(PQgetvalue(like, 0, 1)),
+									 quote_literal_cstr(PQgetvalue(like, 0, 2))),
+							error);
+		if (!ok)
+			*error = psprintf("cannot create the destination database like the source's (encoding %s, collation %s): %s; create it yourself, empty",
+							  PQgetvalue(like, 0, 0), PQgetvalue(like, 0, 1), *error);
+		PQclear(like);
+	}
+	PQfinish(local);
+	return ok;
+}
+
+static bool
+start_stream(CopyStream *s, SourceTable *t, char **error)
+{
+	PGresult   *res;
+	char	   *cols = t->columns ? psprintf(" (%s)", t->columns) : "";
+
+	s->table = t;
+	s->streamed = 0;
+	res = remote_exec(s->src, psprintf("COPY %s%s TO STDOUT", t->qualified, cols));
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		*error = psprintf("table %s: %s", t->qualified, remote_error(s->src, res));
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	res = remote_exec(s->dst, psprintf("COPY %s%s FROM STDIN", t->qualified, cols));
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		*error = psprintf("table %s: %s", t->qualified, remote_error(s->dst, res));
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	return true;
+}
+
+/*
+ * Moves what the source has sent of a stream's table to the destination.
+ * Returns 1 if rows moved, 0 if it waits for the source, 2 when the table is
+ * copied, -1 on error.
+ */
+static int
+pump_stream(CopyStream *s, int64 *rows, char **error)
+{
+	bool		moved = false;
+
+	for (int round = 0; round < 1000; round++)
+	{
+		char	   *buf = NULL;
+		int			n = PQgetCopyData(s->src, &buf, 1);
+
+		if (n > 0)
+		{
+			int			r;
+
+			while ((r = PQputCopyData(s->dst, buf, n)) == 0)
+			{
+				remote_wait_socket(s->dst, true, 1000);
+				PQflush(s->dst);
+			}
+			PQfreemem(buf);
+			if (r < 0)
+			{
+				*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->dst, NULL));
+				return -1;
+			}
+			s->streamed += n;
+			moved = true;
+			continue;
+		}
+		if (n == 0)
+		{
+			if (!PQconsumeInput(s->src))
+			{
+				*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->src, NULL));
+				return -1;
+			}
+			if (PQisBusy(s->src) && round > 0)
+				break;
+			if (round > 0)
+				break;
+			continue;
+		}
+		if (n == -1)
+		{
+			PGresult   *res = remote_wait_result(s->src);
+			bool		ok = remote_ok(res);
+
+			if (!ok)
+				*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->src, res));
+			PQclear(res);
+			while ((res = remote_wait_result(s->src)) != NULL)
+				PQclear(res);
+			if (!ok)
+				return -1;
+			while (PQputCopyEnd(s->dst, NULL) == 0)
+				remote_wait_socket(s->dst, true, 1000);
+			res = remote_wait_result(s->dst);
+			ok = remote_ok(res);
+			if (!ok)
+				*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->dst, res));
+			else
+				*rows += strtoll(PQcmdTuples(res), NULL, 10);
+			PQclear(res);
+			while ((res = remote_wait_result(s->dst)) != NULL)
+				PQclear(res);
+			return ok ? 2 : -1;
+		}
+		*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->src, NULL));
+		return -1;
+	}
+	return moved ? 1 : 0;
+}
+
+/* Waits until a source socket has data, the latch is set, or timeout_ms passed. */
+static void
+wait_streams(CopyStream *streams, int n, long timeout_ms)
+{
+	WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, n + 2);
+	WaitEvent	event;
+
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = 0; i < n; i++)
+		if (streams[i].table != NULL)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(streams[i].src), NULL, NULL);
+	if (WaitEventSetWait(set, timeout_ms, &event, 1, PG_WAIT_EXTENSION) > 0 &&
+		(event.events & WL_LATCH_SET))
+		ResetLatch(MyLatch);
+	FreeWaitEventSet(set);
+	CHECK_FOR_INTERRUPTS();
+}
+
+static void
+close_streams(CopyStream *streams, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (streams[i].src)
+			PQfinish(streams[i].src);
+		if (streams[i].dst)
+			PQfinish(streams[i].dst);
+		streams[i].src = streams[i].dst = NULL;
+	}
+}
+
+/* Copies every table in the snapshot, n streams at a time. */
+static StepResult
+copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
+			const char *snapshot, int n, char **error)
+{
+	CopyStream *streams = palloc0(sizeof(CopyStream) * n);
+	ListCell   *next = list_head(tables);
+	int			busy = 0;
+	int64		done_bytes = 0;
+	TimestampTz last_check = GetCurrentTimestamp();
+	StepResult	result = STEP_DONE;
+
+	for (int i = 0; i < n; i++)
+	{
+		CopyStream *s = &streams[i];
+
+		s->src = remote_connect(source, db->name, false, error);
+		if (s->src == NULL ||
+			!remote_command(s->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error) ||
+			!remote_command(s->src, psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot)), error))
+		{
+			*error = psprintf("cannot open a copy stream on the source: %s", *error);
+			close_streams(streams, n);
+			return STEP_FAILED;
+		}
+		s->dst = remote_connect(endpoint_local(), db->name, false, error);
+		if (s->dst == NULL ||
+			!remote_command(s->dst, "SET synchronous_commit = off", error) ||
+			!remote_command(s->dst, "SET session_replication_role = replica", error))
+		{
+			*error = psprintf("cannot open a copy stream on the destination: %s", *error);
+			close_streams(streams, n);
+			return STEP_FAILED;
+		}
+	}
+
+	while (next != NULL || busy > 0)
+	{
+		bool		moved = false;
+
+		for (int i = 0; i < n && result == STEP_DONE; i++)
+		{
+			CopyStream *s = &streams[i];
+			int			r;
+
+			if (s->table == NULL && next != NULL)
+			{
+				if (!start_stream(s, lfirst(next), error))
+				{
+					result = STEP_FAILED;
+					break;
+				}
+				next = lnext(tables, next);
+				busy++;
+			}
+			if (s->table == NULL)
+				continue;
+			r = pump_stream(s, &db->rows_copied, error);
+			if (r < 0)
+				result = STEP_FAILED;
+			else if (r == 2)
+			{
+				done_bytes += s->table->bytes;
+				db->tables_copied++;
+				s->table = NULL;
+				busy--;
+				moved = true;
+				db->progress_dirty = true;
+			}
+			else if (r == 1)
+				moved = true;
+		}
+		if (result != STEP_DONE)
+			break;
+
+		db->bytes_copied = done_bytes;
+		for (int i = 0; i < n; i++)
+			if (streams[i].table)
+				db->bytes_copied += Min(streams[i].streamed, streams[i].table->bytes);
+
+		if (TimestampDifferenceExceeds(last_check, GetCurrentTimestamp(), engine_naptime_ms))
+		{
+			last_check = GetCurrentTimestamp();
+			engine_save_database(job->id, db);
+			if (copy_should_stop(job))
+			{
+				result = STEP_INTERRUPTED;
+				break;
+			}
+		}
+		if (!moved && busy > 0)
+			wait_streams(streams, n, engine_naptime_ms);
+	}
+	if (result == STEP_DONE)
+		for (int i = 0; i < n; i++)
+			remote_command(streams[i].src, "COMMIT", NULL);
+	close_streams(streams, n);
+	return result;
+}
+
+StepResult
+copy_database(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
+{
+	PGconn	   *src = NULL;
+	PGconn	   *repl = NULL;
+	List	   *tables;
+	ListCell   *lc;
+	char	   *slot = engine_object_name(job->id, db->source_oid, NULL);
+	char	   *snapshot;
+	char	   *file = dump_path(job->id, db->source_oid);
+	char	   *output;
+	PGresult   *res;
+	StepResult	result = STEP_FAILED;
+	int			streams = streams_per_level[job->parallelism];
+	bool		continuous = job->migration_type == MT_CONTINUOUS;
+
+	db->state = DB_SCHEMA;
+	db->tables_copied = 0;
+	db->bytes_copied = 0;
+	db->rows_copied = 0;
+	db->last_error = NULL;
+	engine_save_database(job->id, db);
+
+	src = remote_connect(source, db->name, false, error);
+	if (src == NULL)
+	{
+		*error = psprintf("source \"%s\" (%s), database \"%s\": cannot connect: %s",
+						  source->server, source->where, db->name, *error);
+		return STEP_FAILED;
+	}
+	if (!ensure_destination(job->id, src, db, error))
+		goto fail;
+	tables = read_tables(src, error);
+	if (*error)
+		goto fail;
+	db->tables_total = list_length(tables);
+	db->bytes_total = 0;
+	foreach(lc, tables)
+		db->bytes_total += ((SourceTable *) lfirst(lc))->bytes;
+
+	/* publications first: a slot made before its publication cannot decode it */
+	if (continuous &&
+		(!remote_command(src, psprintf("DROP PUBLICATION IF EXISTS %s, %s",
+									   quote_identifier(slot),
+									   quote_identifier(engine_object_name(job->id, db->source_oid, "ins"))), error) ||
+		 !remote_command(src, publication_sql(slot, tables, true), error) ||
+		 !remote_command(src, publication_sql(engine_object_name(job->id, db->source_oid, "ins"), tables, false), error)))
+	{
+		*error = psprintf("cannot publish the tables: %s", *error);
+		goto fail;
+	}
+
+	repl = remote_connect(source, db->name, true, error);
+	if (repl == NULL)
+	{
+		*error = psprintf("cannot open a replication connection: %s", *error);
+		goto fail;
+	}
+	res = remote_exec(repl, psprintf("CREATE_REPLICATION_SLOT %s %sLOGICAL pgoutput EXPORT_SNAPSHOT",
+									 quote_identifier(slot), continuous ? "" : "TEMPORARY "));
+	if (!remote_ok(res) || PQntuples(res) != 1)
+	{
+		*error = psprintf("cannot create the replication slot %s: %s", slot, remote_error(repl, res));
+		PQclear(res);
+		goto fail;
+	}
+	snapshot = pstrdup(PQgetvalue(res, 0, 2));
+	PQclear(res);
+
+	/* the schema, read in the snapshot */
+	{
+		const char *argv[12];
+		int			i = 0;
+
+		argv[i++] = pg_program_path("pg_dump");
+		argv[i++] = "--schema-only";
+		argv[i++] = "--format=custom";
+		argv[i++] = "--no-publications";
+		argv[i++] = "--no-subscriptions";
+		argv[i++] = psprintf("--snapshot=%s", snapshot);
+		argv[i++] = psprintf("--file=%s", file);
+		argv[i++] = psprintf("--dbname=%s", endpoint_conninfo(source, db->name, NULL));
+		argv[i] = NULL;
+		if (run_program(argv, source->password ? job_passfile_path(job->id) : NULL, &output) != 0)
+		{
+			*error = psprintf("pg_dump of the schema failed: %s", output);
+			goto fail;
+		}
+	}
+	if (!restore_section(db, file, "pre-data", 1, error))
+		goto fail;
+
+	db->state = DB_COPYING;
+	engine_save_database(job->id, db);
+	result = copy_tables(job, source, db, tables, snapshot, streams, error);
+	if (result != STEP_DONE)
+		goto done;
+
+	/* the slot is busy while the exporting connection lives; a temporary one goes with it */
+	PQfinish(repl);
+	repl = NULL;
+	db->state = DB_INDEXING;
+	db->bytes_copied = db->bytes_total;
+	engine_save_database(job->id, db);
+	if (!restore_section(db, file, "post-data", streams, error))
+	{
+		result = STEP_FAILED;
+		goto fail;
+	}
+	unlink(file);
+	result = STEP_DONE;
+	goto done;
+
+fail:
+	result = STEP_FAILED;
+	*error = psprintf("database \"%s\": %s", db->name, *error);
+done:
+	if (repl)
+		PQfinish(repl);
+	if (src)
+		PQfinish(src);
+	return result;
+}
+
+/*
+ * Sequences are not replicated: their values are copied at the end of a
+ * one-time job and at promotion (last_value, as called).
+ */
+bool
+copy_sequences(Endpoint *source, EngineDatabase *db, char **error)
+{
+	PGconn	   *src = remote_connect(source, db->name, false, error);
+	PGconn	   *dst;
+	PGresult   *res;
+	bool		ok = true;
+
+	if (src == NULL)
+		return false;
+	res = remote_exec(src, "SELECT format('%I.%I', schemaname, sequencename), last_value::text "
+					  "FROM pg_catalog.pg_sequences WHERE last_value IS NOT NULL");
+	if (!remote_ok(res))
+	{
+		*error = psprintf("database \"%s\": cannot read the sequences: %s", db->name, remote_error(src, res));
+		PQclear(res);
+		PQfinish(src);
+		return false;
+	}
+	PQfinish(src);
+	dst = remote_connect(endpoint_local(), db->name, false, error);
+	if (dst == NULL)
+	{
+		PQclear(res);
+		return false;
+	}
+	for (int i = 0; i < PQntuples(res) && ok; i++)
+	{
+		const char *values[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
+		PGresult   *set = remote_exec_params(dst,
+											 "SELECT pg_catalog.setval(s, $2::bigint, true) "
+											 "FROM pg_catalog.to_regclass($1) s WHERE s IS NOT NULL",
+											 2, values);
+
+		if (!remote_ok(set))
+		{
+			*error = psprintf("database \"%s\": sequence %s: %s", db->name, values[0], remote_error(dst, set));
+			ok = false;
+		}
+		PQclear(set);
+	}
+	PQclear(res);
+	PQfinish(dst);
+	return ok;
+}

@@ -1,0 +1,266 @@
+/*
+ * src/engine/promote.c: the cutover (ENGINE.md section 4).
+ *
+ * With fence_source on, the source databases refuse writes first: new
+ * sessions are read-only (ALTER DATABASE ... SET
+ * default_transaction_read_only), and the client sessions already connected
+ * are ended, since they would keep writing.  Then the engine waits until
+ * every slot has confirmed the source's WAL position taken after the fence
+ * (promote_timeout), compares every table (verify), copies the sequences,
+ * and takes replication down.  A comparison that differs, or a timeout,
+ * lifts the fence and leaves replication running: the job fails in CDC,
+ * from where it may be promoted again.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "internal.h"
+#include "lifecycle.h"
+
+static bool
+fence_database(Endpoint *source, const char *name, bool on, char **error)
+{
+	PGconn	   *conn = remote_connect(source, name, false, error);
+	const char *values[1] = {name};
+	bool		ok;
+
+	if (conn == NULL)
+		return false;
+	ok = remote_command(conn, psprintf("ALTER DATABASE %s %s", quote_identifier(name),
+									   on ? "SET default_transaction_read_only = on"
+									   : "RESET default_transaction_read_only"), error);
+	if (ok && on)
+	{
+		PGresult   *res = remote_exec_params(conn,
+											 "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+											 "WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid() "
+											 "AND backend_type = 'client backend'",
+											 1, values);
+
+		ok = remote_ok(res);
+		if (!ok)
+			*error = remote_error(conn, res);
+		PQclear(res);
+	}
+	PQfinish(conn);
+	return ok;
+}
+
+void
+fence_lift(Endpoint *source, List *databases)
+{
+	ListCell   *lc;
+
+	foreach(lc, databases)
+	{
+		EngineDatabase *db = lfirst(lc);
+		char	   *error = NULL;
+
+		if (!fence_database(source, db->name, false, &error))
+			ereport(WARNING,
+					(errmsg("dms_lifecycle: source \"%s\" (%s), database \"%s\": could not lift the fence: %s; run ALTER DATABASE %s RESET default_transaction_read_only there",
+							source->server, source->where, db->name, error, quote_identifier(db->name))));
+	}
+}
+
+/* Rows (and with verify = checksum, a checksum of the rows) of one table. */
+static char *
+table_summary(PGconn *conn, const char *table, char **error)
+{
+	char	   *sql;
+
+	if (engine_verify == VERIFY_CHECKSUM)
+		sql = psprintf("SELECT count(*) || ' rows, checksum ' || coalesce(md5(string_agg(h, '' ORDER BY h)), '-') "
+					   "FROM (SELECT md5(t::text) AS h FROM %s t) s", table);
+	else
+		sql = psprintf("SELECT count(*) || ' rows' FROM %s", table);
+	return remote_value(conn, sql, error);
+}
+
+/* The tables of one database whose rows differ between source and destination. */
+static bool
+verify_database(Endpoint *source, EngineDatabase *db, StringInfo differences, int *compared,
+				char **error)
+{
+	PGconn	   *src = remote_connect(source, db->name, false, error);
+	PGconn	   *dst;
+	PGresult   *res;
+	bool		ok = true;
+
+	if (src == NULL)
+		return false;
+	dst = remote_connect(endpoint_local(), db->name, false, error);
+	if (dst == NULL)
+	{
+		PQfinish(src);
+		return false;
+	}
+	remote_command(src, "SET extra_float_digits = 3", NULL);
+	remote_command(dst, "SET extra_float_digits = 3", NULL);
+	res = remote_exec(src, source_tables_sql(PQserverVersion(src)));
+	if (!remote_ok(res))
+	{
+		*error = remote_error(src, res);
+		ok = false;
+	}
+	for (int i = 0; ok && i < PQntuples(res); i++)
+	{
+		const char *table = PQgetvalue(res, i, 0);
+		char	   *a = table_summary(src, table, error);
+		char	   *b;
+
+		if (a == NULL)
+		{
+			ok = false;
+			break;
+		}
+		b = table_summary(dst, table, error);
+		if (b == NULL)
+			b = psprintf("unreadable (%s)", *error);
+		(*compared)++;
+		if (strcmp(a, b) != 0)
+			appendStringInfo(differences, "%s%s.%s: source %s, destination %s",
+							 differences->len ? "; " : "", db->name, table, a, b);
+	}
+	PQclear(res);
+	PQfinish(src);
+	PQfinish(dst);
+	return ok;
+}
+
+/*
+ * Promotes a job; true when it is done (*error then holds the promoted
+ * event's message), false with *error when it failed (the fence lifted,
+ * replication left running), false with *error NULL when the job was
+ * deleted or changed meanwhile.
+ */
+bool
+promote_job(EngineJob *job, Endpoint *source, List *databases, char **error)
+{
+	ListCell   *lc;
+	char	   *lsn = NULL;
+	TimestampTz started = GetCurrentTimestamp();
+	StringInfoData differences;
+	int			compared = 0;
+	bool		fenced = false;
+
+	/* every database streams: a stopped or failed one is resumed for the catch-up */
+	foreach(lc, databases)
+	{
+		EngineDatabase *db = lfirst(lc);
+
+		if (db->state == DB_DONE)
+			continue;
+		if (db->state != DB_STREAMING && db->state != DB_PROMOTING &&
+			!stream_set_enabled(job->id, db, true, error))
+		{
+			*error = psprintf("database \"%s\" cannot be promoted: %s", db->name, *error);
+			return false;
+		}
+		db->state = DB_PROMOTING;
+		engine_save_database(job->id, db);
+	}
+
+	if (engine_fence_source)
+	{
+		foreach(lc, databases)
+		{
+			EngineDatabase *db = lfirst(lc);
+
+			if (!fence_database(source, db->name, true, error))
+			{
+				*error = psprintf("source \"%s\" (%s), database \"%s\": could not fence the source: %s",
+								  source->server, source->where, db->name, *error);
+				goto failed;
+			}
+		}
+		fenced = true;
+	}
+
+	/* the source's position after the fence: everything written before it */
+	{
+		PGconn	   *conn = remote_connect(source, ((EngineDatabase *) linitial(databases))->name, false, error);
+
+		if (conn != NULL)
+		{
+			lsn = remote_value(conn, "SELECT pg_catalog.pg_current_wal_lsn()::text", error);
+			PQfinish(conn);
+		}
+		if (lsn == NULL)
+		{
+			*error = psprintf("source \"%s\" (%s): cannot read its WAL position: %s",
+							  source->server, source->where, *error);
+			goto failed;
+		}
+	}
+
+	foreach(lc, databases)
+	{
+		EngineDatabase *db = lfirst(lc);
+
+		while (!stream_caught_up(job->id, source, db, lsn, error))
+		{
+			if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
+										   engine_promote_timeout_s * 1000L))
+			{
+				*error = psprintf("database \"%s\" did not catch up with the source within dms_lifecycle.promote_timeout (%d s)",
+								  db->name, engine_promote_timeout_s);
+				goto failed;
+			}
+			if (copy_should_stop(job))
+			{
+				*error = NULL;
+				if (fenced)
+					fence_lift(source, databases);
+				return false;
+			}
+			engine_wait(Min(engine_naptime_ms, 200));
+		}
+	}
+
+	initStringInfo(&differences);
+	if (engine_verify != VERIFY_OFF)
+		foreach(lc, databases)
+		{
+			if (!verify_database(source, lfirst(lc), &differences, &compared, error))
+			{
+				*error = psprintf("database \"%s\": cannot compare the tables: %s",
+								  ((EngineDatabase *) lfirst(lc))->name, *error);
+				goto failed;
+			}
+		}
+	if (differences.len > 0)
+	{
+		*error = psprintf("the tables differ: %s", differences.data);
+		goto failed;
+	}
+	foreach(lc, databases)
+		if (!copy_sequences(source, lfirst(lc), error))
+			goto failed;
+
+	*error = psprintf("promoted %d database%s in %.1f s; %s", list_length(databases),
+					  list_length(databases) == 1 ? "" : "s",
+					  (GetCurrentTimestamp() - started) / 1e6,
+					  engine_verify == VERIFY_OFF ? "tables not compared (dms_lifecycle.verify = off)" :
+					  psprintf("%d table%s compared (%s)", compared, compared == 1 ? "" : "s",
+							   engine_verify == VERIFY_CHECKSUM ? "rows and checksums" : "row counts"));
+	return true;
+
+failed:
+	if (fenced)
+		fence_lift(source, databases);
+	foreach(lc, databases)
+	{
+		EngineDatabase *db = lfirst(lc);
+
+		if (db->state == DB_PROMOTING)
+		{
+			db->state = DB_STREAMING;
+			engine_save_database(job->id, db);
+		}
+	}
+	return false;
+}

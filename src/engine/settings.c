@@ -1,0 +1,82 @@
+/*
+ * src/engine/settings.c: the engine's settings (ENGINE.md section 2), and
+ * the library's entry point, which defines them and, when the library is
+ * preloaded, starts the engine.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/elog.h"
+#include "utils/guc.h"
+
+#include "internal.h"
+
+
+char	   *engine_database = NULL;
+char	   *engine_role = NULL;
+int			engine_naptime_ms = 1000;
+int			engine_error_grace_s = 300;
+int			engine_promote_timeout_s = 600;
+bool		engine_fence_source = true;
+int			engine_verify = VERIFY_COUNT;
+
+static const struct config_enum_entry verify_options[] = {
+	{"off", VERIFY_OFF, false},
+	{"count", VERIFY_COUNT, false},
+	{"checksum", VERIFY_CHECKSUM, false},
+	{NULL, 0, false}
+};
+
+void
+engine_define_settings(void)
+{
+	DefineCustomStringVariable("dms_lifecycle.database",
+							   "The database where CREATE EXTENSION dms_lifecycle was run; the engine watches its jobs.",
+							   NULL, &engine_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("dms_lifecycle.engine_role",
+							   "The role the engine acts as (the actor of its history rows); empty means the bootstrap superuser.",
+							   NULL, &engine_role, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dms_lifecycle.naptime",
+							"How often the engine looks at the progress of its jobs.",
+							NULL, &engine_naptime_ms, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("dms_lifecycle.error_grace",
+							"How long a database may keep failing to apply changes before it is declared failed.",
+							NULL, &engine_error_grace_s, 300, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dms_lifecycle.promote_timeout",
+							"How long a promotion may wait for the destination to catch up.",
+							NULL, &engine_promote_timeout_s, 600, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("dms_lifecycle.fence_source",
+							 "Whether a promotion first stops writes on the source.",
+							 NULL, &engine_fence_source, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("dms_lifecycle.verify",
+							 "What a promotion compares before it completes: off, count or checksum.",
+							 NULL, &engine_verify, VERIFY_COUNT, verify_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("dms_lifecycle");
+}
+
+void		_PG_init(void);
+
+/*
+ * _PG_init: the settings exist wherever the library is loaded; the engine
+ * runs only when it is preloaded (without it, jobs wait for an external
+ * engine, as in 1.0).
+ */
+void
+_PG_init(void)
+{
+	engine_define_settings();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	engine_shmem_init();
+	engine_register_launcher();
+}

@@ -1,0 +1,331 @@
+/*
+ * src/engine/stream.c: the streaming of one database, by PostgreSQL's own
+ * logical replication: a subscription in the destination database on the
+ * slot the full dump created (no slot of its own, no copy of its own), and
+ * taking all of it down again.
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "internal.h"
+
+/* The subscription's oid and database, from the shared catalog (InvalidOid if none). */
+static Oid
+subscription_oid(const char *name, char **database)
+{
+	Oid			oid = InvalidOid;
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(name);
+	MemoryContext caller = CurrentMemoryContext;
+
+	engine_begin();
+	if (SPI_execute_with_args("SELECT s.oid, d.datname FROM pg_catalog.pg_subscription s "
+							  "JOIN pg_catalog.pg_database d ON d.oid = s.subdbid WHERE s.subname = $1",
+							  1, &argtype, &arg, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+
+		oid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (database)
+			*database = MemoryContextStrdup(caller,
+											SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	}
+	engine_commit();
+	return oid;
+}
+
+/*
+ * Takes down a database's replication: the subscription (without touching
+ * the source: its slot is dropped here, even if the source was unreachable
+ * when it was made), the slot and the publications on the source, and the
+ * dump file.  Each part is dropped if it exists, so this can be redone.
+ */
+void
+stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db)
+{
+	char	   *name;
+	char	   *subdb = NULL;
+	Oid			subid;
+	char	   *error = NULL;
+	PGconn	   *conn;
+
+	if (!OidIsValid(db->source_oid))
+		return;
+	name = engine_object_name(job_id, db->source_oid, NULL);
+	subid = subscription_oid(name, &subdb);
+	if (OidIsValid(subid))
+	{
+		conn = remote_connect(endpoint_local(), subdb, false, &error);
+		if (conn != NULL)
+		{
+			const char *q = quote_identifier(name);
+
+			remote_command(conn, psprintf("ALTER SUBSCRIPTION %s DISABLE", q), NULL);
+			remote_command(conn, psprintf("ALTER SUBSCRIPTION %s SET (slot_name = NONE)", q), NULL);
+			if (!remote_command(conn, psprintf("DROP SUBSCRIPTION %s", q), &error))
+				ereport(WARNING,
+						(errmsg("dms_lifecycle: could not drop subscription %s: %s", name, error)));
+			PQfinish(conn);
+		}
+		engine_forget_apply_errors(subid);
+	}
+
+	if (source != NULL)
+	{
+		conn = remote_connect(source, db->name, false, &error);
+		if (conn != NULL)
+		{
+			const char *values[1] = {name};
+
+			/* a walsender may still hold the slot for a moment after its subscription went */
+			for (int tries = 0; tries < 50; tries++)
+			{
+				PGresult   *res = remote_exec_params(conn,
+													 "SELECT active_pid IS NOT NULL, pg_catalog.pg_terminate_backend(active_pid) "
+													 "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+													 1, values);
+				bool		exists = remote_ok(res) && PQntuples(res) == 1;
+				bool		active = exists && PQgetvalue(res, 0, 0)[0] == 't';
+
+				PQclear(res);
+				if (!exists)
+					break;
+				if (!active)
+				{
+					res = remote_exec_params(conn, "SELECT pg_catalog.pg_drop_replication_slot($1)", 1, values);
+					PQclear(res);
+					continue;
+				}
+				pg_usleep(100 * 1000L);
+				CHECK_FOR_INTERRUPTS();
+			}
+			remote_command(conn, psprintf("DROP PUBLICATION IF EXISTS %s, %s",
+										  quote_identifier(name),
+										  quote_identifier(engine_object_name(job_id, db->source_oid, "ins"))),
+						   NULL);
+			PQfinish(conn);
+		}
+		else
+			ereport(WARNING,
+					(errmsg("dms_lifecycle: source \"%s\" (%s), database \"%s\": cannot connect to drop the slot and publications of migration job " INT64_FORMAT ": %s",
+							source->server, source->where, db->name, job_id, error)));
+	}
+	unlink(psprintf("%s/dms_lifecycle/job_" INT64_FORMAT "_%u.dump", DataDir, job_id, db->source_oid));
+}
+
+/*
+ * Returns a destination database to its state before the first start: one
+ * the engine created is dropped (the copy creates it again); one that
+ * existed (empty) is dropped and created again with its owner and encoding.
+ */
+void
+stream_empty_destination(EngineDatabase *db)
+{
+	char	   *error = NULL;
+	PGconn	   *conn = remote_connect(endpoint_local(), engine_database, false, &error);
+	const char *values[1] = {db->name};
+	PGresult   *res;
+	char	   *recreate = NULL;
+
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("dms_lifecycle: cannot connect to this cluster: %s", error)));
+	res = remote_exec_params(conn,
+							 "SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L', "
+							 "datname, pg_catalog.pg_get_userbyid(datdba), pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype) "
+							 "FROM pg_catalog.pg_database WHERE datname = $1", 1, values);
+	if (remote_ok(res) && PQntuples(res) == 1)
+		recreate = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (recreate != NULL && strcmp(db->name, engine_database) != 0)
+	{
+		if (!remote_command(conn, psprintf("DROP DATABASE %s WITH (FORCE)", quote_identifier(db->name)), &error))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("dms_lifecycle: cannot empty destination database \"%s\": %s", db->name, error)));
+		if (!db->created_database &&
+			!remote_command(conn, recreate, &error))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("dms_lifecycle: cannot create destination database \"%s\" again: %s", db->name, error)));
+	}
+	PQfinish(conn);
+}
+
+/*
+ * The subscription that streams a copied database from its slot's
+ * consistent point on.  Its connection string names the job's password
+ * file, never the password.
+ */
+bool
+stream_subscribe(int64 job_id, Endpoint *source, EngineDatabase *db, char **error)
+{
+	char	   *name = engine_object_name(job_id, db->source_oid, NULL);
+	char	   *conninfo;
+	PGconn	   *conn;
+	char	   *literal;
+	bool		ok;
+
+	if (OidIsValid(subscription_oid(name, NULL)))
+		return true;
+	conn = remote_connect(endpoint_local(), db->name, false, error);
+	if (conn == NULL)
+		return false;
+	conninfo = endpoint_conninfo(source, db->name, source->password ? job_passfile_path(job_id) : NULL);
+	literal = PQescapeLiteral(conn, conninfo, strlen(conninfo));
+	ok = remote_command(conn,
+						psprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s, %s "
+								 "WITH (create_slot = false, slot_name = %s, copy_data = false, enabled = true)",
+								 quote_identifier(name), literal, quote_identifier(name),
+								 quote_identifier(engine_object_name(job_id, db->source_oid, "ins")),
+								 quote_literal_cstr(name)),
+						error);
+	PQfreemem(literal);
+	PQfinish(conn);
+	if (!ok)
+		*error = psprintf("database \"%s\": cannot subscribe: %s", db->name, *error);
+	return ok;
+}
+
+bool
+stream_set_enabled(int64 job_id, EngineDatabase *db, bool enabled, char **error)
+{
+	char	   *name = engine_object_name(job_id, db->source_oid, NULL);
+	char	   *subdb = NULL;
+	PGconn	   *conn;
+	bool		ok;
+	char	   *ignored = NULL;
+
+	if (error == NULL)
+		error = &ignored;
+	if (!OidIsValid(subscription_oid(name, &subdb)))
+	{
+		*error = psprintf("the subscription %s does not exist", name);
+		return false;
+	}
+	conn = remote_connect(endpoint_local(), subdb, false, error);
+	if (conn == NULL)
+		return false;
+	ok = remote_command(conn, psprintf("ALTER SUBSCRIPTION %s %s", quote_identifier(name),
+									   enabled ? "ENABLE" : "DISABLE"), error);
+	PQfinish(conn);
+	return ok;
+}
+
+/* One connection to the source per job for watching slots (they are cluster-wide). */
+static PGconn *watcher = NULL;
+
+static PGconn *
+watch_connection(Endpoint *source, EngineDatabase *db, char **error)
+{
+	if (watcher != NULL && PQstatus(watcher) != CONNECTION_OK)
+	{
+		PQfinish(watcher);
+		watcher = NULL;
+	}
+	if (watcher == NULL)
+		watcher = remote_connect(source, db->name, false, error);
+	return watcher;
+}
+
+/*
+ * Looks at a streaming database: its last apply error (from the apply
+ * worker, shared.c), its slot on the source (lag; lost or missing means the
+ * database failed), and the source's reachability.
+ */
+void
+stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
+{
+	char	   *name = engine_object_name(job_id, db->source_oid, NULL);
+	Oid			subid = subscription_oid(name, NULL);
+	char		message[1024];
+	uint64		count;
+	TimestampTz at;
+	char	   *error = NULL;
+	PGconn	   *conn;
+	const char *values[1] = {name};
+	PGresult   *res;
+
+	if (OidIsValid(subid) && engine_apply_error(subid, &count, &at, message, sizeof(message)) &&
+		count != db->errors_seen)
+	{
+		db->errors_seen = count;
+		db->last_error_at = at;
+		db->last_error = MemoryContextStrdup(TopMemoryContext, message);
+	}
+
+	conn = watch_connection(source, db, &error);
+	if (conn == NULL)
+	{
+		db->errors_seen++;
+		db->last_error_at = GetCurrentTimestamp();
+		db->last_error = MemoryContextStrdup(TopMemoryContext,
+											 psprintf("source \"%s\" (%s) cannot be reached: %s",
+													  source->server, source->where, error));
+		return;
+	}
+	res = remote_exec_params(conn,
+							 "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint, "
+							 "pg_catalog.to_jsonb(s)->>'wal_status', "
+							 "(SELECT extract(epoch FROM r.replay_lag) FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid) "
+							 "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1",
+							 1, values);
+	if (!remote_ok(res))
+	{
+		PQfinish(watcher);
+		watcher = NULL;
+	}
+	else if (PQntuples(res) == 0)
+	{
+		db->state = DB_FAILED;
+		db->last_error = MemoryContextStrdup(TopMemoryContext,
+											 psprintf("database \"%s\": the replication slot %s no longer exists on the source; restart the job",
+													  db->name, name));
+	}
+	else if (!PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "lost") == 0)
+	{
+		db->state = DB_FAILED;
+		db->last_error = MemoryContextStrdup(TopMemoryContext,
+											 psprintf("database \"%s\": PostgreSQL invalidated the replication slot %s on the source (max_slot_wal_keep_size); restart the job",
+													  db->name, name));
+	}
+	else
+	{
+		db->lag_bytes = PQgetisnull(res, 0, 0) ? -1 : Max(strtoll(PQgetvalue(res, 0, 0), NULL, 10), 0);
+		db->lag_seconds = PQgetisnull(res, 0, 2) ? (db->lag_bytes == 0 ? 0 : -1) : strtod(PQgetvalue(res, 0, 2), NULL);
+	}
+	PQclear(res);
+}
+
+/* Whether the slot has confirmed everything up to lsn. */
+bool
+stream_caught_up(int64 job_id, Endpoint *source, EngineDatabase *db, const char *lsn,
+				 char **error)
+{
+	char	   *name = engine_object_name(job_id, db->source_oid, NULL);
+	PGconn	   *conn = watch_connection(source, db, error);
+	const char *values[2] = {name, lsn};
+	PGresult   *res;
+	bool		caught_up;
+
+	if (conn == NULL)
+		return false;
+	res = remote_exec_params(conn,
+							 "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+							 2, values);
+	caught_up = remote_ok(res) && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	if (!remote_ok(res))
+		*error = remote_error(conn, res);
+	PQclear(res);
+	return caught_up;
+}
