@@ -466,21 +466,32 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 	return result;
 }
 
-StepResult
-copy_database(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
+/* Closes the exporting connection: the snapshot goes (and a temporary slot with it). */
+void
+copy_release(EngineDatabase *db)
 {
-	PGconn	   *src = NULL;
-	PGconn	   *repl = NULL;
-	List	   *tables;
-	ListCell   *lc;
+	if (db->exporter != NULL)
+		PQfinish(db->exporter);
+	db->exporter = NULL;
+	db->snapshot = NULL;
+	db->tables = NIL;
+}
+
+/*
+ * Starting...: everything of a database before its rows: the destination
+ * database, the publications, the slot and its snapshot (held open in
+ * db->exporter until copy_data), the schema's pre-data section.
+ */
+StepResult
+copy_prepare(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
+{
+	PGconn	   *src;
 	char	   *slot = engine_object_name(job->id, db->source_oid, NULL);
-	char	   *snapshot;
 	char	   *file = dump_path(job->id, db->source_oid);
 	char	   *output;
 	PGresult   *res;
-	StepResult	result = STEP_FAILED;
-	int			streams = streams_per_level[job->parallelism];
 	bool		continuous = job->migration_type == MT_CONTINUOUS;
+	MemoryContext old;
 
 	db->state = DB_SCHEMA;
 	db->tables_copied = 0;
@@ -492,47 +503,53 @@ copy_database(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error
 	src = remote_connect(source, db->name, false, error);
 	if (src == NULL)
 	{
-		*error = psprintf("source \"%s\" (%s), database \"%s\": cannot connect: %s",
-						  source->server, source->where, db->name, *error);
+		*error = psprintf("database \"%s\": source \"%s\" (%s): cannot connect: %s",
+						  db->name, source->server, source->where, *error);
 		return STEP_FAILED;
 	}
 	if (!ensure_destination(job->id, src, db, error))
 		goto fail;
-	tables = read_tables(src, error);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	db->tables = read_tables(src, error);
+	MemoryContextSwitchTo(old);
 	if (*error)
 		goto fail;
-	db->tables_total = list_length(tables);
+	db->tables_total = list_length(db->tables);
 	db->bytes_total = 0;
-	foreach(lc, tables)
-		db->bytes_total += ((SourceTable *) lfirst(lc))->bytes;
+	{
+		ListCell   *lc;
+
+		foreach(lc, db->tables)
+			db->bytes_total += ((SourceTable *) lfirst(lc))->bytes;
+	}
 
 	/* publications first: a slot made before its publication cannot decode it */
 	if (continuous &&
 		(!remote_command(src, psprintf("DROP PUBLICATION IF EXISTS %s, %s",
 									   quote_identifier(slot),
 									   quote_identifier(engine_object_name(job->id, db->source_oid, "ins"))), error) ||
-		 !remote_command(src, publication_sql(slot, tables, true), error) ||
-		 !remote_command(src, publication_sql(engine_object_name(job->id, db->source_oid, "ins"), tables, false), error)))
+		 !remote_command(src, publication_sql(slot, db->tables, true), error) ||
+		 !remote_command(src, publication_sql(engine_object_name(job->id, db->source_oid, "ins"), db->tables, false), error)))
 	{
 		*error = psprintf("cannot publish the tables: %s", *error);
 		goto fail;
 	}
 
-	repl = remote_connect(source, db->name, true, error);
-	if (repl == NULL)
+	db->exporter = remote_connect(source, db->name, true, error);
+	if (db->exporter == NULL)
 	{
 		*error = psprintf("cannot open a replication connection: %s", *error);
 		goto fail;
 	}
-	res = remote_exec(repl, psprintf("CREATE_REPLICATION_SLOT %s %sLOGICAL pgoutput EXPORT_SNAPSHOT",
-									 quote_identifier(slot), continuous ? "" : "TEMPORARY "));
+	res = remote_exec(db->exporter, psprintf("CREATE_REPLICATION_SLOT %s %sLOGICAL pgoutput EXPORT_SNAPSHOT",
+											 quote_identifier(slot), continuous ? "" : "TEMPORARY "));
 	if (!remote_ok(res) || PQntuples(res) != 1)
 	{
-		*error = psprintf("cannot create the replication slot %s: %s", slot, remote_error(repl, res));
+		*error = psprintf("cannot create the replication slot %s: %s", slot, remote_error(db->exporter, res));
 		PQclear(res);
 		goto fail;
 	}
-	snapshot = pstrdup(PQgetvalue(res, 0, 2));
+	db->snapshot = MemoryContextStrdup(TopMemoryContext, PQgetvalue(res, 0, 2));
 	PQclear(res);
 
 	/* the schema, read in the snapshot */
@@ -545,7 +562,7 @@ copy_database(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error
 		argv[i++] = "--format=custom";
 		argv[i++] = "--no-publications";
 		argv[i++] = "--no-subscriptions";
-		argv[i++] = psprintf("--snapshot=%s", snapshot);
+		argv[i++] = psprintf("--snapshot=%s", db->snapshot);
 		argv[i++] = psprintf("--file=%s", file);
 		argv[i++] = psprintf("--dbname=%s", endpoint_conninfo(source, db->name, NULL));
 		argv[i] = NULL;
@@ -557,37 +574,47 @@ copy_database(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error
 	}
 	if (!restore_section(db, file, "pre-data", 1, error))
 		goto fail;
+	PQfinish(src);
+	return STEP_DONE;
+
+fail:
+	copy_release(db);
+	PQfinish(src);
+	*error = psprintf("database \"%s\": %s", db->name, *error);
+	return STEP_FAILED;
+}
+
+/*
+ * Running (Full dump): the rows, in the snapshot copy_prepare holds, then
+ * the post-data section (indexes, constraints) built after them.
+ */
+StepResult
+copy_data(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
+{
+	StepResult	result;
+	int			streams = streams_per_level[job->parallelism];
 
 	db->state = DB_COPYING;
 	engine_save_database(job->id, db);
-	result = copy_tables(job, source, db, tables, snapshot, streams, error);
+	result = copy_tables(job, source, db, db->tables, db->snapshot, streams, error);
+	/* the slot is busy while the exporting connection lives */
+	copy_release(db);
 	if (result != STEP_DONE)
-		goto done;
-
-	/* the slot is busy while the exporting connection lives; a temporary one goes with it */
-	PQfinish(repl);
-	repl = NULL;
+	{
+		if (result == STEP_FAILED)
+			*error = psprintf("database \"%s\": %s", db->name, *error);
+		return result;
+	}
 	db->state = DB_INDEXING;
 	db->bytes_copied = db->bytes_total;
 	engine_save_database(job->id, db);
-	if (!restore_section(db, file, "post-data", streams, error))
+	if (!restore_section(db, dump_path(job->id, db->source_oid), "post-data", streams, error))
 	{
-		result = STEP_FAILED;
-		goto fail;
+		*error = psprintf("database \"%s\": %s", db->name, *error);
+		return STEP_FAILED;
 	}
-	unlink(file);
-	result = STEP_DONE;
-	goto done;
-
-fail:
-	result = STEP_FAILED;
-	*error = psprintf("database \"%s\": %s", db->name, *error);
-done:
-	if (repl)
-		PQfinish(repl);
-	if (src)
-		PQfinish(src);
-	return result;
+	unlink(dump_path(job->id, db->source_oid));
+	return STEP_DONE;
 }
 
 /*

@@ -142,6 +142,9 @@ typedef struct EngineDatabase
 	TimestampTz error_since;
 	TimestampTz last_error_at;
 	bool		progress_dirty;
+	PGconn	   *exporter;		/* the replication connection holding the snapshot */
+	char	   *snapshot;		/* the exported snapshot, while exporter lives */
+	List	   *tables;			/* SourceTable *, read in the snapshot */
 } EngineDatabase;
 
 /* catalog.c (engine): reading the job, the engine's rows, and reporting */
@@ -174,8 +177,11 @@ typedef enum StepResult
 	STEP_INTERRUPTED			/* the job was stopped, deleted or changed */
 } StepResult;
 
-extern StepResult copy_database(EngineJob *job, Endpoint *source, EngineDatabase *db,
-								char **error);
+extern StepResult copy_prepare(EngineJob *job, Endpoint *source, EngineDatabase *db,
+							   char **error);
+extern StepResult copy_data(EngineJob *job, Endpoint *source, EngineDatabase *db,
+							char **error);
+extern void copy_release(EngineDatabase *db);
 extern bool copy_sequences(Endpoint *source, EngineDatabase *db, char **error);
 extern bool copy_should_stop(EngineJob *job);
 

@@ -286,10 +286,15 @@ remote_connect(const Endpoint *ep, const char *dbname, bool replication, char **
 		PQfinish(conn);
 		return NULL;
 	}
-	/* identifiers from the source are always quoted; nothing depends on its search_path */
+	/*
+	 * Identifiers from the source are always quoted; nothing depends on its
+	 * search_path.  The engine's own sessions write through the fence it
+	 * puts on a promoted source (to take down its publications).
+	 */
 	if (!replication)
 	{
-		PGresult   *res = remote_exec(conn, "SELECT pg_catalog.set_config('search_path', '', false)");
+		PGresult   *res = remote_exec(conn, "SELECT pg_catalog.set_config('search_path', '', false), "
+									  "pg_catalog.set_config('default_transaction_read_only', 'off', false)");
 
 		if (!remote_ok(res))
 		{

@@ -96,6 +96,7 @@ job_has_database(EngineJob *job, const char *name)
 static bool
 forget_database(EngineDatabase *db, bool empty_destination)
 {
+	copy_release(db);
 	if (source != NULL)
 		stream_take_down(job_id, source, db);
 	if (empty_destination)
@@ -138,6 +139,17 @@ is_running(int status)
 	return status == ST_RUNNING || status == ST_RUNNING_WITH_ERRORS;
 }
 
+/* A database failed: its replication goes, the job reports it (SPEC 5). */
+static void
+fail_database(EngineDatabase *db, const char *error)
+{
+	stream_take_down(job_id, source, db);
+	db->state = DB_FAILED;
+	db->last_error = MemoryContextStrdup(TopMemoryContext, error);
+	engine_save_database(job_id, db);
+	engine_report(job_id, "failed", error, db->name);
+}
+
 /* Starting... and Restarting: take down what a previous try made, preflight, record the databases. */
 static void
 start_job(EngineJob *job)
@@ -169,6 +181,19 @@ start_job(EngineJob *job)
 	}
 	job_passfile_write(job_id, source);
 	dump_started = GetCurrentTimestamp();
+
+	/* per database: its destination, publications, slot and snapshot, and schema */
+	foreach(lc, databases)
+	{
+		EngineDatabase *db = lfirst(lc);
+
+		error = NULL;
+		if (copy_prepare(job, source, db, &error) == STEP_FAILED)
+		{
+			fail_database(db, error);
+			return;
+		}
+	}
 	engine_report(job_id, restart ? "restarted" : "started", notes, NULL);
 }
 
@@ -211,15 +236,6 @@ reconcile_databases(EngineJob *job)
 	}
 }
 
-static void
-fail_database(EngineDatabase *db, const char *error)
-{
-	stream_take_down(job_id, source, db);
-	db->state = DB_FAILED;
-	db->last_error = MemoryContextStrdup(TopMemoryContext, error);
-	engine_save_database(job_id, db);
-	engine_report(job_id, "failed", error, db->name);
-}
 
 static char *
 size_text(int64 bytes)
@@ -252,15 +268,22 @@ copy_databases(EngineJob *job)
 
 		if (db->state > DB_INDEXING)
 			continue;
-		if (db->state != DB_PREFLIGHT)
-		{
-			/* an interrupted copy: its snapshot is gone, start it over */
-			stream_take_down(job_id, source, db);
-			stream_empty_destination(db);
-		}
 		if (dump_started == 0)
 			dump_started = GetCurrentTimestamp();
-		r = copy_database(job, source, db, &error);
+		if (db->exporter == NULL)
+		{
+			/* a copy interrupted (or a database added by an edit): its snapshot is gone, start over */
+			if (db->state != DB_PREFLIGHT)
+			{
+				stream_take_down(job_id, source, db);
+				stream_empty_destination(db);
+			}
+			r = copy_prepare(job, source, db, &error);
+			if (r == STEP_DONE)
+				r = copy_data(job, source, db, &error);
+		}
+		else
+			r = copy_data(job, source, db, &error);
 		if (r == STEP_INTERRUPTED)
 			return;
 		if (r == STEP_DONE && job->migration_type == MT_CONTINUOUS &&
@@ -374,6 +397,7 @@ stop_job(EngineJob *job)
 		EngineDatabase *db = lfirst(lc);
 		char	   *error = NULL;
 
+		copy_release(db);
 		if (db->state == DB_STREAMING && stream_set_enabled(job_id, db, false, &error))
 		{
 			db->state = DB_STOPPED;
