@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -181,6 +182,58 @@ restore_section(EngineDatabase *db, const char *file, const char *section, int j
 		return false;
 	}
 	return true;
+}
+
+/*
+ * The grants of the schema, last and apart: the schema is restored without
+ * them (roles are not migrated, and a GRANT to a role this cluster lacks
+ * would fail the restore); here each grant is restored on its own, those to
+ * missing roles are skipped and logged.
+ */
+static void
+restore_grants(EngineDatabase *db, const char *file)
+{
+	char	   *restore = pg_program_path("pg_restore");
+	char	   *list = psprintf("%s.list", file);
+	char	   *grants = psprintf("%s.grants", file);
+	const char *argv[8];
+	char	   *output;
+	FILE	   *in;
+	FILE	   *out;
+	char		line[4096];
+
+	argv[0] = restore;
+	argv[1] = "--list";
+	argv[2] = psprintf("--file=%s", list);
+	argv[3] = file;
+	argv[4] = NULL;
+	if (run_program(argv, NULL, &output) != 0)
+		return;
+	in = AllocateFile(list, "r");
+	out = AllocateFile(grants, "w");
+	if (in == NULL || out == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open \"%s\" or \"%s\": %m", list, grants)));
+	/* a table of contents line: "id; oid oid ACL schema name owner" */
+	while (fgets(line, sizeof(line), in) != NULL)
+		if (line[0] != ';' && strstr(line, " ACL ") != NULL)
+			fputs(line, out);
+	FreeFile(in);
+	FreeFile(out);
+
+	argv[0] = restore;
+	argv[1] = psprintf("--use-list=%s", grants);
+	argv[2] = psprintf("--dbname=%s", endpoint_conninfo(endpoint_local(), db->name, NULL));
+	argv[3] = file;
+	argv[4] = NULL;
+	if (run_program(argv, NULL, &output) != 0)
+		ereport(WARNING,
+				(errmsg("dms_lifecycle: database \"%s\": some grants of the source were not restored (roles are not migrated)",
+						db->name),
+				 errdetail("%s", output)));
+	unlink(list);
+	unlink(grants);
 }
 
 /* Makes the destination database if it does not exist, like the source's. */
@@ -522,6 +575,8 @@ copy_prepare(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 		foreach(lc, db->tables)
 			db->bytes_total += ((SourceTable *) lfirst(lc))->bytes;
 	}
+	engine_save_database(job->id, db);
+	engine_directory();
 
 	/* publications first: a slot made before its publication cannot decode it */
 	if (continuous &&
@@ -613,14 +668,60 @@ copy_data(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 		*error = psprintf("database \"%s\": %s", db->name, *error);
 		return STEP_FAILED;
 	}
+	restore_grants(db, dump_path(job->id, db->source_oid));
 	unlink(dump_path(job->id, db->source_oid));
 	return STEP_DONE;
 }
 
 /*
- * Sequences are not replicated: their values are copied at the end of a
- * one-time job and at promotion (last_value, as called).
+ * What a copy of the rows leaves out, done at the end of a one-time job and
+ * at promotion: the sequences' values, and the materialized views that are
+ * populated on the source, refreshed from the migrated rows.
  */
+bool
+copy_finish(Endpoint *source, EngineDatabase *db, char **error)
+{
+	PGconn	   *src;
+	PGconn	   *dst;
+	PGresult   *res;
+	bool		ok = true;
+
+	if (!copy_sequences(source, db, error))
+		return false;
+	src = remote_connect(source, db->name, false, error);
+	if (src == NULL)
+		return false;
+	res = remote_exec(src, "SELECT format('%I.%I', schemaname, matviewname) FROM pg_catalog.pg_matviews "
+					  "WHERE ispopulated ORDER BY 1");
+	PQfinish(src);
+	if (!remote_ok(res))
+	{
+		PQclear(res);
+		*error = psprintf("database \"%s\": cannot list the materialized views", db->name);
+		return false;
+	}
+	dst = remote_connect(endpoint_local(), db->name, false, error);
+	if (dst == NULL)
+	{
+		PQclear(res);
+		return false;
+	}
+	for (int i = 0; i < PQntuples(res) && ok; i++)
+	{
+		/* a view built on another is refreshed after it: names sort no such order, so retry */
+		if (!remote_command(dst, psprintf("REFRESH MATERIALIZED VIEW %s", PQgetvalue(res, i, 0)), error))
+		{
+			*error = psprintf("database \"%s\": materialized view %s: %s", db->name,
+							  PQgetvalue(res, i, 0), *error);
+			ok = false;
+		}
+	}
+	PQclear(res);
+	PQfinish(dst);
+	return ok;
+}
+
+/* Sequences are not replicated: their values are copied (last_value, as called). */
 bool
 copy_sequences(Endpoint *source, EngineDatabase *db, char **error)
 {

@@ -164,6 +164,11 @@ extern char *engine_object_name(int64 job_id, Oid source_oid, const char *suffix
 
 /* preflight.c */
 extern char *preflight_job(EngineJob *job, Endpoint *source, List **databases, char **notes);
+extern char *preflight_database(EngineJob *job, Endpoint *source, const char *name,
+								int needed_slots, EngineDatabase **out, StringInfo notes);
+extern void engine_directory(void);
+extern bool stream_worker_running(int64 job_id, EngineDatabase *db);
+extern bool copy_finish(Endpoint *source, EngineDatabase *db, char **error);
 extern char *pg_program_path(const char *name);
 
 /* the source's tables the engine copies: oid, qualified, bytes, has_identity, columns */

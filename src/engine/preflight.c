@@ -231,6 +231,42 @@ check_destination(Endpoint *source, const char *name)
 }
 
 /*
+ * The checks of one database: no other job migrates it, the source, the
+ * destination.  Returns NULL and the database (in TopMemoryContext) when
+ * they pass, else the failure.  needed_slots: the slots the job needs.
+ */
+char *
+preflight_database(EngineJob *job, Endpoint *source, const char *name, int needed_slots,
+				   EngineDatabase **out, StringInfo notes)
+{
+	List	   *others = engine_databases_of_other_jobs(job->id);
+	Oid			oid = InvalidOid;
+	ListCell   *lo;
+	char	   *error;
+	MemoryContext old;
+	EngineDatabase *db;
+
+	foreach(lo, others)
+		if (strcmp(lfirst(lo), name) == 0)
+			return source_says(source, name, "another migration job already migrates this database; delete that job or remove the database from one of them");
+	if ((error = check_source_database(source, name, needed_slots, &oid, notes)) != NULL)
+		return error;
+	if ((error = check_destination(source, name)) != NULL)
+		return error;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	db = palloc0(sizeof(EngineDatabase));
+	db->name = pstrdup(name);
+	db->state = DB_PREFLIGHT;
+	db->source_oid = oid;
+	db->source_server = pstrdup(job->source_server);
+	db->lag_bytes = -1;
+	db->lag_seconds = -1;
+	MemoryContextSwitchTo(old);
+	*out = db;
+	return NULL;
+}
+
+/*
  * Preflight of a job: every check for every database; *databases gets the
  * EngineDatabase of each (in TopMemoryContext), *notes what the started
  * event says.  Returns NULL when every check passed, else the failure.
@@ -239,7 +275,6 @@ char *
 preflight_job(EngineJob *job, Endpoint *source, List **databases, char **notes)
 {
 	List	   *names = job->databases;
-	List	   *others = engine_databases_of_other_jobs(job->id);
 	StringInfoData said;
 	ListCell   *lc;
 	char	   *error = NULL;
@@ -259,27 +294,13 @@ preflight_job(EngineJob *job, Endpoint *source, List **databases, char **notes)
 	}
 	foreach(lc, names)
 	{
-		char	   *name = lfirst(lc);
-		Oid			oid = InvalidOid;
-		ListCell   *lo;
+		EngineDatabase *db = NULL;
 
-		foreach(lo, others)
-			if (strcmp(lfirst(lo), name) == 0)
-				return source_says(source, name, "another migration job already migrates this database; delete that job or remove the database from one of them");
-		if ((error = check_source_database(source, name, list_length(names), &oid, &said)) != NULL)
-			return error;
-		if ((error = check_destination(source, name)) != NULL)
+		if ((error = preflight_database(job, source, lfirst(lc), list_length(names), &db, &said)) != NULL)
 			return error;
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-			EngineDatabase *db = palloc0(sizeof(EngineDatabase));
 
-			db->name = pstrdup(name);
-			db->state = DB_PREFLIGHT;
-			db->source_oid = oid;
-			db->source_server = pstrdup(job->source_server);
-			db->lag_bytes = -1;
-			db->lag_seconds = -1;
 			*databases = lappend(*databases, db);
 			MemoryContextSwitchTo(old);
 		}

@@ -119,7 +119,7 @@ verify_database(Endpoint *source, EngineDatabase *db, StringInfo differences, in
 		}
 		b = table_summary(dst, table, error);
 		if (b == NULL)
-			b = psprintf("unreadable (%s)", *error);
+			b = psprintf("unreadable (%s; DDL made on the source during the migration is not migrated)", *error);
 		(*compared)++;
 		if (strcmp(a, b) != 0)
 			appendStringInfo(differences, "%s%s.%s: source %s, destination %s",
@@ -145,9 +145,22 @@ promote_job(EngineJob *job, Endpoint *source, List *databases, char **error)
 	TimestampTz started = GetCurrentTimestamp();
 	StringInfoData differences;
 	int			compared = 0;
-	bool		fenced = false;
+	int			fenced = 0;		/* how many databases the fence holds */
 
-	/* every database streams: a stopped or failed one is resumed for the catch-up */
+	/* a failed database has no replication left to promote */
+	foreach(lc, databases)
+	{
+		EngineDatabase *db = lfirst(lc);
+
+		if (db->state == DB_FAILED)
+		{
+			*error = psprintf("database \"%s\" failed and its replication was taken down (%s); remove it from the job with dms_remove_database, or restart the job",
+							  db->name, db->last_error ? db->last_error : "no message");
+			return false;
+		}
+	}
+
+	/* every database streams: a stopped one is enabled for the catch-up */
 	foreach(lc, databases)
 	{
 		EngineDatabase *db = lfirst(lc);
@@ -176,8 +189,8 @@ promote_job(EngineJob *job, Endpoint *source, List *databases, char **error)
 								  source->server, source->where, db->name, *error);
 				goto failed;
 			}
+			fenced++;
 		}
-		fenced = true;
 	}
 
 	/* the source's position after the fence: everything written before it */
@@ -213,8 +226,7 @@ promote_job(EngineJob *job, Endpoint *source, List *databases, char **error)
 			if (copy_should_stop(job))
 			{
 				*error = NULL;
-				if (fenced)
-					fence_lift(source, databases);
+				fence_lift(source, list_copy_head(databases, fenced));
 				return false;
 			}
 			engine_wait(Min(engine_naptime_ms, 200));
@@ -238,7 +250,7 @@ promote_job(EngineJob *job, Endpoint *source, List *databases, char **error)
 		goto failed;
 	}
 	foreach(lc, databases)
-		if (!copy_sequences(source, lfirst(lc), error))
+		if (!copy_finish(source, lfirst(lc), error))
 			goto failed;
 
 	*error = psprintf("promoted %d database%s in %.1f s; %s", list_length(databases),
@@ -250,8 +262,7 @@ promote_job(EngineJob *job, Endpoint *source, List *databases, char **error)
 	return true;
 
 failed:
-	if (fenced)
-		fence_lift(source, databases);
+	fence_lift(source, list_copy_head(databases, fenced));
 	foreach(lc, databases)
 	{
 		EngineDatabase *db = lfirst(lc);

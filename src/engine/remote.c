@@ -475,19 +475,27 @@ append_passfile_field(StringInfo s, const char *value)
  * and database, with the mapping's user and password.  Rewritten whenever a
  * worker starts, so that a changed user mapping is used.
  */
+/* The engine's directory in the data directory: password files and dumps. */
 void
-job_passfile_write(int64 job_id, const Endpoint *ep)
+engine_directory(void)
 {
 	char	   *dir = psprintf("%s/dms_lifecycle", DataDir);
-	char	   *path = job_passfile_path(job_id);
-	char	   *tmp = psprintf("%s.tmp", path);
-	StringInfoData line;
-	int			fd;
 
 	if (mkdir(dir, S_IRWXU) != 0 && errno != EEXIST)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", dir)));
+}
+
+void
+job_passfile_write(int64 job_id, const Endpoint *ep)
+{
+	char	   *path = job_passfile_path(job_id);
+	char	   *tmp = psprintf("%s.tmp", path);
+	StringInfoData line;
+	int			fd;
+
+	engine_directory();
 	initStringInfo(&line);
 	appendStringInfoString(&line, "*:*:*:");
 	append_passfile_field(&line, ep->user);

@@ -67,16 +67,17 @@ engine_define_settings(void)
 void		_PG_init(void);
 
 /*
- * _PG_init: the settings exist wherever the library is loaded; the engine
- * runs only when it is preloaded (without it, jobs wait for an external
- * engine, as in 1.0).
+ * _PG_init: the engine runs only when the library is preloaded; loaded
+ * later (by a function call), the extension behaves as 1.0 and jobs wait
+ * for an external engine.  The settings exist only with the engine: one of
+ * them can be set only at server start, which a later load cannot define.
  */
 void
 _PG_init(void)
 {
-	engine_define_settings();
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	engine_define_settings();
 	engine_shmem_init();
 	engine_register_launcher();
 }

@@ -222,6 +222,23 @@ stream_set_enabled(int64 job_id, EngineDatabase *db, bool enabled, char **error)
 	return ok;
 }
 
+/* Whether the subscription's apply worker runs (pg_stat_subscription shows its process). */
+bool
+stream_worker_running(int64 job_id, EngineDatabase *db)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(engine_object_name(job_id, db->source_oid, NULL));
+	bool		running;
+
+	engine_begin();
+	running = SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_stat_subscription "
+									"WHERE subname = $1 AND pid IS NOT NULL AND relid IS NULL",
+									1, &argtype, &arg, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1;
+	engine_commit();
+	return running;
+}
+
 /* One connection to the source per job for watching slots (they are cluster-wide). */
 static PGconn *watcher = NULL;
 

@@ -197,9 +197,12 @@ start_job(EngineJob *job)
 	engine_report(job_id, restart ? "restarted" : "started", notes, NULL);
 }
 
-/* Databases the job dropped leave; databases an edit added join with a copy of their own. */
+/*
+ * Databases the job dropped leave; databases an edit added join (add), each
+ * with a preflight and a copy of its own.
+ */
 static void
-reconcile_databases(EngineJob *job)
+reconcile_databases(EngineJob *job, bool add)
 {
 	ListCell   *lc;
 	List	   *gone = NIL;
@@ -215,23 +218,42 @@ reconcile_databases(EngineJob *job)
 		forget_database(lfirst(lc), false);
 	list_free(gone);
 
+	/* a job whose start failed in preflight has no database to add to */
+	if (databases == NIL)
+		return;
 	foreach(lc, job->databases)
 	{
 		char	   *name = lfirst(lc);
 
-		if (find_database(name) == NULL)
+		if (find_database(name) == NULL && add)
 		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-			EngineDatabase *db = palloc0(sizeof(EngineDatabase));
+			/* a database an edit added: its own preflight, then its own copy */
+			EngineDatabase *db = NULL;
+			StringInfoData notes;
+			char	   *error;
+			MemoryContext old;
 
-			db->name = pstrdup(name);
-			db->source_server = pstrdup(job->source_server);
-			db->state = DB_PREFLIGHT;
-			db->lag_bytes = -1;
-			db->lag_seconds = -1;
+			initStringInfo(&notes);
+			error = preflight_database(job, source, name, 1, &db, &notes);
+			if (error != NULL)
+			{
+				/* recorded as failed: nothing was made, nothing is tried again */
+				old = MemoryContextSwitchTo(TopMemoryContext);
+				db = palloc0(sizeof(EngineDatabase));
+				db->name = pstrdup(name);
+				db->source_server = pstrdup(job->source_server);
+				db->lag_bytes = -1;
+				db->lag_seconds = -1;
+				MemoryContextSwitchTo(old);
+				db->state = DB_FAILED;
+				db->last_error = MemoryContextStrdup(TopMemoryContext, error);
+			}
+			old = MemoryContextSwitchTo(TopMemoryContext);
 			databases = lappend(databases, db);
 			MemoryContextSwitchTo(old);
 			engine_save_database(job_id, db);
+			if (error != NULL)
+				engine_report(job_id, "failed", error, name);
 		}
 	}
 }
@@ -290,7 +312,7 @@ copy_databases(EngineJob *job)
 			!stream_subscribe(job_id, source, db, &error))
 			r = STEP_FAILED;
 		if (r == STEP_DONE && job->migration_type == MT_ONE_TIME &&
-			!copy_sequences(source, db, &error))
+			!copy_finish(source, db, &error))
 			r = STEP_FAILED;
 		if (r == STEP_FAILED)
 		{
@@ -404,6 +426,11 @@ stop_job(EngineJob *job)
 			engine_save_database(job_id, db);
 		}
 	}
+	/* stopped once no apply worker holds a slot any more (the next turn looks again) */
+	foreach(lc, databases)
+		if (((EngineDatabase *) lfirst(lc))->state == DB_STOPPED &&
+			stream_worker_running(job_id, lfirst(lc)))
+			return;
 	engine_report(job_id, "stopped", NULL, NULL);
 }
 
@@ -429,6 +456,11 @@ resume_job(EngineJob *job)
 		db->state = DB_STREAMING;
 		engine_save_database(job_id, db);
 	}
+	/* resumed once every database's apply worker runs again (the next turn looks again) */
+	foreach(lc, databases)
+		if (((EngineDatabase *) lfirst(lc))->state == DB_STREAMING &&
+			!stream_worker_running(job_id, lfirst(lc)))
+			return;
 	engine_report(job_id, "resumed", NULL, NULL);
 }
 
@@ -491,7 +523,7 @@ job_turn(void)
 			return true;
 		case ST_NOT_STARTED:
 		case ST_STOPPED:
-			reconcile_databases(&job);
+			reconcile_databases(&job, false);
 			return false;
 		default:
 			break;
@@ -503,7 +535,7 @@ job_turn(void)
 	}
 
 	/* running, running with errors, failed: in the full dump or CDC */
-	reconcile_databases(&job);
+	reconcile_databases(&job, true);
 	copy_databases(&job);
 	if (job.phase == PH_CDC && job.status != ST_STOPPING)
 		watch_databases(&job);
