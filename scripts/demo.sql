@@ -1,6 +1,6 @@
 -- scripts/demo.sql: a psql session that walks migration jobs through the lifecycle dms_lifecycle enforces.
 --
--- scripts/demo runs it in a throwaway cluster with `psql -X -e`, so every
+-- scripts/demo --lifecycle runs it in a throwaway cluster with `psql -X -e`, so every
 -- statement is printed before its result.  It stops at the first error,
 -- except around the one refused action it shows on purpose.
 
