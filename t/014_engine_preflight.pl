@@ -28,9 +28,9 @@
 # line that `ps` showed while the job ran; the engine's password file is
 # readable by its owner only, and gone once the job is done.
 #
-# Last, dms_create_job refuses a server that does not exist, a server of
-# another wrapper, a server the caller may not use, and a destination
-# server (1.1 migrates into this cluster only).
+# (dms_create_job's own refusals, a server that does not exist or belongs
+# to another wrapper, one without USAGE, a destination server, are the
+# regression test engine_setup's.)
 
 use strict;
 use warnings FATAL => 'all';
@@ -165,7 +165,7 @@ SELECT concat_ws(E'\\n', j.error_message,
   FROM dms_job j WHERE j.id = $job});
 }
 
-sub create_job
+sub new_job
 {
 	my ($name, $server, @databases) = @_;
 	return $dest->safe_psql(
@@ -183,19 +183,11 @@ sub destination_has_database
 		'SELECT count(*) FROM pg_database WHERE datname = ' . quote_sql($db)) ne '0';
 }
 
+# The files of the engine's password directory ($PGDATA/dms_lifecycle).
 sub password_files
 {
 	my @files = grep { -f $_ } glob($dest->data_dir . '/dms_lifecycle/*');
 	return @files;
-}
-
-# Whether the engine left nothing at all: no slot, publication,
-# subscription or password file.
-sub nothing_left
-{
-	my ($node) = @_;
-	my @left = (leftovers($node, $dest), password_files());
-	return !@left;
 }
 
 # Starts a job that preflight must refuse and checks what ENGINE 5 says:
@@ -210,14 +202,12 @@ sub expect_refused
 {
 	my (%c) = @_;
 	my $what = $c{what};
-	my $job = create_job("refused: $what", $c{server}, $c{database});
+	my $job = new_job("refused: $what", $c{server}, $c{database});
 	my $had_database = destination_has_database($c{database});
 	my @leftovers_before = leftovers($c{node}, $dest);
-	my @files_before = password_files();
 	$dest->safe_psql('postgres', "SELECT dms_start($job)");
 	ok(wait_for_job($dest, $job, 'failed', 'full_dump', $timeout),
-		"$what: the job goes Failed in full dump")
-	  or diag explain [ history($dest, $job) ];
+		"$what: the job goes Failed in full dump");
 	my $message = job_error($job);
 	like($message, qr/(?<!\w)\Q$c{server}\E(?!\w)/, "$what: the message names the server")
 	  or diag $message;
@@ -229,9 +219,9 @@ sub expect_refused
 	is($dest->safe_psql('postgres',
 			"SELECT count(*) FROM dms_job_history WHERE job_id = $job AND cause = 'failed'"),
 		'1', "$what: one failed event");
+	# (leftovers() counts the password files too)
 	is_deeply([ leftovers($c{node}, $dest) ],
-		[@leftovers_before], "$what: nothing left on the source or the destination");
-	is_deeply([ password_files() ], [@files_before], "$what: no password file left on the destination");
+		[@leftovers_before], "$what: nothing left on the source or the destination, no password file");
 	ok(!destination_has_database($c{database}), "$what: no destination database was created")
 	  unless $had_database;
 	$dest->safe_psql('postgres', "SELECT dms_delete($job)") unless $c{keep};
@@ -343,10 +333,9 @@ is($dest->safe_psql('taken', q{SELECT count(*) FROM pg_class WHERE relname = 'st
 	'0', 'and got nothing from the source');
 
 # Another job migrates busy: a second job on it is refused.
-my $first = create_job('migrates busy', 'src', 'busy');
+my $first = new_job('migrates busy', 'src', 'busy');
 $dest->safe_psql('postgres', "SELECT dms_start($first)");
-ok(wait_for_job($dest, $first, 'running', 'cdc', $timeout), 'a first job migrates busy (Running, CDC)')
-  or diag explain [ history($dest, $first) ];
+ok(wait_for_job($dest, $first, 'running', 'cdc', $timeout), 'a first job migrates busy (Running, CDC)');
 my (undef, $busy_message) = expect_refused(
 	what => 'another job migrates it',
 	server => 'src',
@@ -366,9 +355,10 @@ expect_refused(
 	fix => [qr/\bexist/i]);
 
 # The first job, deleted, takes down what it made.
-$dest->safe_psql('postgres', "SELECT dms_delete(id) FROM dms_job WHERE name IN ('migrates busy', 'refused: another job migrates it')");
-ok(poll_until(sub { nothing_left($source) }), 'the deleted first job left nothing behind')
-  or diag explain [ leftovers($source, $dest), password_files() ];
+$dest->safe_psql('postgres',
+	"SELECT dms_delete(id) FROM dms_job WHERE name IN ('migrates busy', 'refused: another job migrates it')");
+is_deeply([ wait_for_takedown($source, $dest, $first) ], [], 'the deleted first job left nothing behind');
+is_deeply([ leftovers($source, $dest) ], [], 'nothing of any job is left');
 
 # ---------------------------------------------------------------------
 # Secrets: a migration from the scram source, through CDC, promoted
@@ -379,17 +369,31 @@ my $listener = IPC::Run::start([ 'psql', '-XAt', '-d', $dest->connstr('postgres'
 	'<', \$listen_in, '>', \$listen_out, '2>', \$listen_err, IPC::Run::timeout($timeout));
 $listener->pump until $listen_out =~ /listening/;
 
+# Every row of the extension's tables and view, as text (the query holds
+# no password: the destination logs DDL, and the test's own statements
+# must not put the password in the log it searches).
+sub secret_in_no_table
+{
+	my ($when) = @_;
+	foreach my $table (qw(dms_job dms_job_history dms_job_failure dms_job_progress dms_job_database))
+	{
+		my $text = $dest->safe_psql('postgres', "SELECT t::text FROM $table t");
+		ok(index($text, $secret) < 0, "secrets, $when: no column of $table holds the password");
+	}
+}
+
 # ps, every 50 ms, while the job runs
 my $ps_file = PostgreSQL::Test::Utils::tempdir() . '/ps.txt';
 my $sampler = IPC::Run::start([ 'sh', '-c', 'while :; do ps -eo args; echo ---; sleep 0.05; done' ],
 	'>', $ps_file);
 
-my $vault = create_job('vault', 'src_secret', 'vault');
+my $vault = new_job('vault', 'src_secret', 'vault');
 $dest->safe_psql('postgres', "SELECT dms_start($vault)");
 ok(wait_for_job($dest, $vault, 'running', 'cdc', $timeout),
-	'secrets: the job reaches CDC with the scram password')
-  or diag explain [ history($dest, $vault) ];
+	'secrets: the job reaches CDC with the scram password');
 $source->safe_psql('vault', 'INSERT INTO gold (bars) SELECT i FROM generate_series(1, 100) i');
+
+secret_in_no_table('in CDC');
 
 my @conninfo = split /\n/, $dest->safe_psql('postgres', q{SELECT subconninfo FROM pg_subscription WHERE subname ~ '^dms_[0-9]+_[0-9]+'});
 ok(scalar @conninfo, 'secrets: the job streams through a subscription');
@@ -400,11 +404,12 @@ is_deeply([ grep { ((stat $_)[2] & 07777) != 0600 } @files ], [],
 	"secrets: the engine's password files are readable by their owner only (mode 0600)");
 
 $dest->safe_psql('postgres', "SELECT dms_promote($vault)");
-ok(wait_for_job($dest, $vault, 'completed', undef, $timeout), 'secrets: the promotion completes the job')
-  or diag explain [ history($dest, $vault) ];
-is_deeply([ tables_equal($source, $dest, 'vault') ], [], 'secrets: the migrated table is equal');
-ok(poll_until(sub { nothing_left($source) }), 'secrets: nothing left behind, no password file')
-  or diag explain [ leftovers($source, $dest), password_files() ];
+ok(wait_for_job($dest, $vault, 'completed', undef, $timeout), 'secrets: the promotion completes the job');
+# (eval: a missing database must not stop the secrets' checks below)
+my $vault_tables = eval { tables_equal($source, $dest, 'vault') };
+is_deeply($vault_tables ? $vault_tables->{differences} : ["the comparison died: $@"],
+	[], 'secrets: the migrated table is equal');
+is_deeply([ wait_for_takedown($source, $dest, $vault) ], [], 'secrets: nothing left behind, no password file');
 
 $sampler->kill_kill;
 $sampler->finish;
@@ -420,58 +425,9 @@ my @payloads = notifications($listen_out);
 ok(scalar(grep { $_->{job_id} == $vault } @payloads) >= 3, 'the listener received the job\'s notifications');
 ok(index($listen_out, $secret) < 0, 'secrets: no notification payload holds the password');
 
-my %tables = (
-	dms_job => 'SELECT t::text FROM dms_job t',
-	dms_job_history => 'SELECT t::text FROM dms_job_history t',
-	dms_job_failure => 'SELECT t::text FROM dms_job_failure t',
-	dms_job_progress => 'SELECT t::text FROM dms_job_progress t',
-	dms_job_database => 'SELECT t::text FROM dms_job_database t');
-foreach my $table (sort keys %tables)
-{
-	my $text = $dest->safe_psql('postgres', $tables{$table});
-	ok(index($text, $secret) < 0, "secrets: no column of $table holds the password");
-}
+secret_in_no_table('after the promotion');
 ok(index(slurp_file($dest->logfile), $secret) < 0, "secrets: no line of the destination's log holds the password");
 ok(index(slurp_file($source->logfile), $secret) < 0, "secrets: no line of the source's log holds the password");
 
-# ---------------------------------------------------------------------
-# Bad input to dms_create_job
-# ---------------------------------------------------------------------
-
-$dest->safe_psql(
-	'postgres', q{
-CREATE FOREIGN DATA WRAPPER not_dms;
-CREATE SERVER not_ours FOREIGN DATA WRAPPER not_dms;
-CREATE ROLE alice;
-SELECT dms_grant('alice', 'operator');
-});
-my @bad = (
-	[ 'a server that does not exist', 'postgres', q{SELECT dms_create_job('bad 1', source_server => 'no_such_server')}, '22023' ],
-	[ 'a server of another wrapper', 'postgres', q{SELECT dms_create_job('bad 2', source_server => 'not_ours')}, '22023' ],
-	[ 'a server without USAGE', 'postgres', q{SET ROLE alice; SELECT dms_create_job('bad 3', source_server => 'src')}, '42501' ],
-	[ 'a destination server', 'postgres', q{SELECT dms_create_job('bad 4', source_server => 'src', destination_server => 'src')}, '0A000' ]);
-foreach my $case (@bad)
-{
-	my ($what, $db, $sql, $state) = @$case;
-	my ($sqlstate, $message) = sql_error($dest, $db, $sql);
-	is($sqlstate, $state, "dms_create_job refuses $what ($state): $message");
-}
-is($dest->safe_psql('postgres', q{SELECT count(*) FROM dms_job WHERE name LIKE 'bad _'}), '0', 'no job was created');
-$dest->safe_psql('postgres', 'GRANT USAGE ON FOREIGN SERVER src TO alice');
-is($dest->safe_psql('postgres', q{SET ROLE alice; SELECT count(*) FROM (SELECT dms_create_job('alice''s', source_server => 'src')) s}),
-	'1', 'with USAGE on the server, the operator creates the job');
-
 done_testing();
 
-# Runs $check every 200 ms until it returns true; false after the timeout.
-sub poll_until
-{
-	my ($check) = @_;
-	my $deadline = time + $timeout;
-	while (time < $deadline)
-	{
-		return 1 if $check->();
-		select(undef, undef, undef, 0.2);
-	}
-	return $check->();
-}
