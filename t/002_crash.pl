@@ -180,50 +180,6 @@ sub wait_for_acks
 	return 0;
 }
 
-# Is the process still running (a zombie is not)?
-sub alive
-{
-	my ($pid) = @_;
-	open(my $fh, '<', "/proc/$pid/stat") or return 0;
-	my $stat = <$fh>;
-	close $fh;
-	return defined $stat && $stat !~ /\)\s+Z\s/;
-}
-
-# SIGKILL the postmaster and all its children at once, as a power cut
-# would (the children are listed by their parent pid; the postmaster is
-# stopped first so that it forks no new one meanwhile).
-sub kill_all
-{
-	my $pidfile = $node->data_dir . '/postmaster.pid';
-	my ($pm) = split /\n/, slurp_file($pidfile);
-	kill 'STOP', $pm or die "cannot stop postmaster $pm: $!";
-	my @children;
-	opendir(my $proc, '/proc') or die "no /proc: $!";
-	foreach my $pid (grep { /^\d+$/ } readdir $proc)
-	{
-		open(my $fh, '<', "/proc/$pid/stat") or next;
-		my $stat = <$fh>;
-		close $fh;
-		next unless defined $stat && $stat =~ /\)\s+\S+\s+(\d+)/;
-		push @children, $pid if $1 == $pm;
-	}
-	closedir $proc;
-	note "killing postmaster $pm and its children @children with SIGKILL";
-	kill 'KILL', $pm, @children;
-	my $deadline = time + 60;
-	# the postmaster must be gone, reaped too: a new one refuses to start
-	# while the pid in postmaster.pid answers kill 0
-	while (kill(0, $pm) || grep { alive($_) } @children)
-	{
-		die "the killed postmaster or its children do not die" if time > $deadline;
-		usleep(10_000);
-	}
-	# let the test framework forget the postmaster it knew
-	$node->kill9;
-	return scalar(@children);
-}
-
 sub finish_clients
 {
 	foreach my $c (@_)
@@ -315,7 +271,7 @@ ok(wait_for_acks(25 + (sort { $b <=> $a } values %before_index)[0], @c),
 	'round 1: the clients go on changing jobs once the indexes are valid');
 sleep(1);
 my $log_offset = -s $node->logfile;
-my $killed = kill_all();
+my $killed = kill_cluster($node);
 cmp_ok($killed, '>=', $clients,
 	"round 1: SIGKILL of the postmaster and its $killed children, backends included");
 finish_clients(@c);
@@ -455,7 +411,7 @@ SELECT substring(application_name from '[0-9]+\$')::bigint
 }
 
 $log_offset = -s $node->logfile;
-kill_all();
+kill_cluster($node);
 finish_clients(@c);
 foreach my $k (sort keys %stmt)
 {

@@ -7,7 +7,8 @@
 #   order, to compare a database with its copy;
 # - sql_error(): the SQLSTATE and message of a statement that must fail;
 # - consistency_violations(): what must hold after any crash or copy;
-# - btree_index_checks(): amcheck on every btree index of the three tables.
+# - btree_index_checks(): amcheck on every btree index of the three tables;
+# - kill_cluster(): SIGKILL of a node's postmaster and all its children.
 
 package DmsTest;
 
@@ -19,10 +20,11 @@ use FindBin;
 use JSON::PP;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(walk_function_sql populate_sql table_texts sql_error
   consistency_violations job_state populated_states failure_rows populated_failures notifications
-  user_indexes_sql btree_index_checks);
+  user_indexes_sql btree_index_checks kill_cluster);
 
 # A session-local function that walks one job through a list of steps:
 # action names, 'par|level', 'add|db', 'remove|db', or an event with its
@@ -371,6 +373,53 @@ sub btree_index_checks
 		slurp_file("$FindBin::RealBin/../sql/amcheck.inc")
 		  . "SELECT table_name || '.' || index_name, result FROM pg_temp.check_indexes();");
 	return map { [ split /\|/, $_, 2 ] } split /\n/, $out;
+}
+
+# Is the process still running (a zombie is not)?
+sub process_alive
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/stat") or return 0;
+	my $stat = <$fh>;
+	close $fh;
+	return defined $stat && $stat !~ /\)\s+Z\s/;
+}
+
+# kill_cluster($node): SIGKILL the postmaster and all its children at
+# once, as a power cut would (the children are listed by their parent pid;
+# the postmaster is stopped first so that it forks no new one meanwhile).
+# Returns the number of children killed; $node->start brings it back
+# through crash recovery.
+sub kill_cluster
+{
+	my ($node) = @_;
+	my $pidfile = $node->data_dir . '/postmaster.pid';
+	my ($pm) = split /\n/, slurp_file($pidfile);
+	kill 'STOP', $pm or die "cannot stop postmaster $pm: $!";
+	my @children;
+	opendir(my $proc, '/proc') or die "no /proc: $!";
+	foreach my $pid (grep { /^\d+$/ } readdir $proc)
+	{
+		open(my $fh, '<', "/proc/$pid/stat") or next;
+		my $stat = <$fh>;
+		close $fh;
+		next unless defined $stat && $stat =~ /\)\s+\S+\s+(\d+)/;
+		push @children, $pid if $1 == $pm;
+	}
+	closedir $proc;
+	note "killing postmaster $pm and its children @children with SIGKILL";
+	kill 'KILL', $pm, @children;
+	my $deadline = time + 60;
+	# the postmaster must be gone, reaped too: a new one refuses to start
+	# while the pid in postmaster.pid answers kill 0
+	while (kill(0, $pm) || grep { process_alive($_) } @children)
+	{
+		die "the killed postmaster or its children do not die" if time > $deadline;
+		usleep(10_000);
+	}
+	# let the test framework forget the postmaster it knew
+	$node->kill9;
+	return scalar(@children);
 }
 
 1;
