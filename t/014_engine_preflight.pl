@@ -358,7 +358,7 @@ expect_refused(
 $dest->safe_psql('postgres',
 	"SELECT dms_delete(id) FROM dms_job WHERE name IN ('migrates busy', 'refused: another job migrates it')");
 is_deeply([ wait_for_takedown($source, $dest, $first) ], [], 'the deleted first job left nothing behind');
-is_deeply([ leftovers($source, $dest) ], [], 'nothing of any job is left');
+is_deeply([ wait_for_nothing_left($source, $dest) ], [], 'nothing of any job is left');
 
 # ---------------------------------------------------------------------
 # Secrets: a migration from the scram source, through CDC, promoted
