@@ -313,7 +313,7 @@ is($accounts, '200000', 'bench: pgbench_accounts has its 200,000 rows (scale 2)'
 $dest->psql('shop', q{SELECT count(*) > 0 FROM "Sales"."Orders" WHERE 'load' = ANY (tags)},
 	stdout => \$load_orders);
 is($load_orders, 't', 'shop: the orders written during the migration arrived');
-is_deeply([ wait_for_takedown($source, $dest, $job) ],
+is_deeply([ wait_for_nothing_left($source, $dest) ],
 	[], 'nothing left behind on the source or the destination');
 
 done_testing();
