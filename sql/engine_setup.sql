@@ -244,12 +244,12 @@ SELECT (SELECT count(*) FROM regexp_split_to_table(pg_read_file(:'notifications'
 -- The engine keeps one row per database in dms_job_database (here written
 -- by hand, as the engine would): one copying, one streaming, one whose size
 -- is not known yet, and one of a job that no longer exists.
-INSERT INTO dms_job_database (job_id, database_name, state, tables_total, tables_copied,
-                              bytes_total, bytes_copied, rows_copied, observed_at)
-VALUES (:orders_id, 'shop', 'copying', 41, 12, 2300000000, 1034567890, 812345, '2024-05-01 12:00+00'),
-       (:orders_id, 'billing', 'streaming', 3, 3, 1000, 1000, 10, '2024-05-01 12:00+00'),
-       (:archive_id, 'logs', 'schema', NULL, 0, NULL, 0, 0, '2024-05-01 12:00+00'),
-       (987654, 'gone', 'done', 1, 1, 10, 10, 1, '2024-05-01 12:00+00');
+INSERT INTO dms_job_database (job_id, database_name, state, source_server, tables_total,
+                              tables_copied, bytes_total, bytes_copied, rows_copied, observed_at)
+VALUES (:orders_id, 'shop', 'copying', 'old_primary', 41, 12, 2300000000, 1034567890, 812345, '2024-05-01 12:00+00'),
+       (:orders_id, 'billing', 'streaming', 'old_primary', 3, 3, 1000, 1000, 10, '2024-05-01 12:00+00'),
+       (:archive_id, 'logs', 'schema', 'old_primary', NULL, 0, NULL, 0, 0, '2024-05-01 12:00+00'),
+       (987654, 'gone', 'done', 'old_primary', 1, 1, 10, 10, 1, '2024-05-01 12:00+00');
 UPDATE dms_job_database SET lag_bytes = 4096, lag = '2 seconds' WHERE database_name = 'billing';
 
 -- A reader sees one row per database of a job that exists, with the

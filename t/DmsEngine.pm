@@ -288,8 +288,9 @@ sub pgbench_load_start
 	$h{h} = IPC::Run::start(
 		[
 			'bash', '-c',
-			'stop=$1; shift; while [ ! -e "$stop" ]; do "$@"; rc=$?; echo "pgbench exited with $rc"; [ $rc = 0 ] || sleep 0.5; done',
-			'load', $h{stop}, @pgbench
+			# rounds until the stop file appears, the test process is gone, or 10 minutes passed
+			'stop=$1; parent=$2; shift 2; while [ ! -e "$stop" ] && kill -0 "$parent" 2>/dev/null && [ $SECONDS -lt 600 ]; do "$@"; rc=$?; echo "pgbench exited with $rc"; [ $rc = 0 ] || sleep 0.5; done',
+			'load', $h{stop}, $$, @pgbench
 		],
 		'<', \undef, '>', \$h{out}, '2>', \$h{err});
 	$node->poll_query_until('postgres',
@@ -832,7 +833,7 @@ SELECT 'subscription ' || s.subname || ' on the destination (database ' || d.dat
 
 # wait_for_takedown($source, $dest, $job, $timeout): waits (at most 180 s)
 # until the engine has taken down what it made for a job it no longer
-# runs (deleted, completed, or one database removed): no row of the job in
+# runs (deleted, or one database removed; a completed job keeps its rows, as done): no row of the job in
 # dms_job_database (or none for database => NAME), and nothing of it in
 # leftovers() (or none named after the database's oid on the source).
 # Returns the leftovers that remain (empty: all gone), with diagnostics if

@@ -267,7 +267,10 @@ engine_forget_database(int64 job_id, const char *name)
 	engine_commit();
 }
 
-/* The databases other jobs' engine rows hold (preflight: no two jobs migrate one). */
+/*
+ * The databases other jobs' engine rows hold (preflight: no two jobs migrate
+ * one): pairs of list cells, the database's name then "job N ('name')".
+ */
 List *
 engine_databases_of_other_jobs(int64 job_id)
 {
@@ -279,14 +282,17 @@ engine_databases_of_other_jobs(int64 job_id)
 	engine_begin();
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT DISTINCT database_name FROM %s.dms_job_database "
-					 "WHERE job_id <> $1 AND state <> 'done'", engine_schema());
+					 "SELECT d.database_name, pg_catalog.format('job %%s (%%s)', d.job_id, "
+					 "coalesce(pg_catalog.quote_literal(j.name), 'deleted')) "
+					 "FROM %s.dms_job_database d LEFT JOIN %s.dms_job j ON j.id = d.job_id "
+					 "WHERE d.job_id <> $1 AND d.state <> 'done'", engine_schema(), engine_schema());
 	SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(caller_context);
 
 		names = lappend(names, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		names = lappend(names, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
 		MemoryContextSwitchTo(old);
 	}
 	engine_commit();

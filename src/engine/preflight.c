@@ -246,9 +246,10 @@ preflight_database(EngineJob *job, Endpoint *source, const char *name, int neede
 	MemoryContext old;
 	EngineDatabase *db;
 
-	foreach(lo, others)
+	for (lo = list_head(others); lo != NULL; lo = lnext(others, lnext(others, lo)))
 		if (strcmp(lfirst(lo), name) == 0)
-			return source_says(source, name, "another migration job already migrates this database; delete that job or remove the database from one of them");
+			return source_says(source, name, "migration %s already migrates this database; delete that job or remove the database from one of them",
+							   (char *) lfirst(lnext(others, lo)));
 	if ((error = check_source_database(source, name, needed_slots, &oid, notes)) != NULL)
 		return error;
 	if ((error = check_destination(source, name)) != NULL)
