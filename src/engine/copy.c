@@ -165,7 +165,6 @@ restore_section(EngineDatabase *db, const char *file, const char *section, int j
 
 	argv[i++] = restore;
 	argv[i++] = psprintf("--section=%s", section);
-	argv[i++] = "--no-owner";
 	argv[i++] = "--no-privileges";
 	argv[i++] = "--no-tablespaces";
 	argv[i++] = "--exit-on-error";
@@ -185,10 +184,12 @@ restore_section(EngineDatabase *db, const char *file, const char *section, int j
 }
 
 /*
- * The grants of the schema, last and apart: the schema is restored without
- * them (roles are not migrated, and a GRANT to a role this cluster lacks
- * would fail the restore); here each grant is restored on its own, those to
- * missing roles are skipped and logged.
+ * The grants of the schema, apart: the schema is restored with its owners
+ * and without its grants (roles are not migrated, and a GRANT to a role
+ * this cluster lacks would fail the restore); here, right after it and
+ * before any row, each grant is restored on its own, those to missing roles
+ * are skipped and logged.  Meanwhile nobody but superusers can connect
+ * (close_destination).
  */
 static void
 restore_grants(EngineDatabase *db, const char *file)
@@ -236,6 +237,48 @@ restore_grants(EngineDatabase *db, const char *file)
 	unlink(grants);
 }
 
+/*
+ * While its schema is restored without its grants, and until its rows are
+ * in, a destination database takes no connection but superusers': its
+ * functions would run with their PUBLIC EXECUTE (a SECURITY DEFINER one as
+ * its owner), its tables show half-copied rows.  CONNECT and TEMPORARY go
+ * back to PUBLIC once the copy ends, if PUBLIC had them before (a database
+ * the engine made: PostgreSQL's default).
+ */
+static bool
+close_destination(PGconn *local, EngineDatabase *db, char **error)
+{
+	const char *values[1] = {db->name};
+	PGresult   *res = remote_exec_params(local,
+										 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database d, "
+										 "pg_catalog.aclexplode(coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))) a "
+										 "WHERE d.datname = $1 AND a.grantee = 0 AND a.privilege_type = 'CONNECT')",
+										 1, values);
+
+	db->public_connect = remote_ok(res) && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return remote_command(local, psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
+										  quote_identifier(db->name)), error);
+}
+
+static bool
+open_destination(EngineDatabase *db, char **error)
+{
+	PGconn	   *local;
+	bool		ok;
+
+	/* a database the engine made had PostgreSQL's default (after a crash, memory has lost it) */
+	if (!db->public_connect && !db->created_database)
+		return true;
+	local = remote_connect(endpoint_local(), engine_database, false, error);
+	if (local == NULL)
+		return false;
+	ok = remote_command(local, psprintf("GRANT CONNECT, TEMPORARY ON DATABASE %s TO PUBLIC",
+										quote_identifier(db->name)), error);
+	PQfinish(local);
+	return ok;
+}
+
 /* Makes the destination database if it does not exist, like the source's. */
 static bool
 ensure_destination(int64 job_id, PGconn *src, EngineDatabase *db, char **error)
@@ -278,6 +321,8 @@ ensure_destination(int64 job_id, PGconn *src, EngineDatabase *db, char **error)
 							  PQgetvalue(like, 0, 0), PQgetvalue(like, 0, 1), *error);
 		PQclear(like);
 	}
+	if (ok)
+		ok = close_destination(local, db, error);
 	PQfinish(local);
 	return ok;
 }
@@ -629,6 +674,7 @@ copy_prepare(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 	}
 	if (!restore_section(db, file, "pre-data", 1, error))
 		goto fail;
+	restore_grants(db, file);
 	PQfinish(src);
 	return STEP_DONE;
 
@@ -668,8 +714,12 @@ copy_data(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 		*error = psprintf("database \"%s\": %s", db->name, *error);
 		return STEP_FAILED;
 	}
-	restore_grants(db, dump_path(job->id, db->source_oid));
 	unlink(dump_path(job->id, db->source_oid));
+	if (!open_destination(db, error))
+	{
+		*error = psprintf("database \"%s\": %s", db->name, *error);
+		return STEP_FAILED;
+	}
 	return STEP_DONE;
 }
 

@@ -43,7 +43,9 @@ extern void engine_define_settings(void);
 /* shared.c: what the engine's processes share */
 extern void engine_shmem_init(void);
 extern void engine_wake_manager(void);
-extern void engine_set_manager(void);
+extern bool engine_set_manager(void);
+extern bool engine_claim_job(int64 job_id);
+extern pid_t engine_job_worker(int64 job_id);
 extern bool engine_apply_error(Oid subid, uint64 *count, TimestampTz *at, char *message, int size);
 extern void engine_forget_apply_errors(Oid subid);
 
@@ -142,6 +144,7 @@ typedef struct EngineDatabase
 	TimestampTz error_since;
 	TimestampTz last_error_at;
 	bool		progress_dirty;
+	bool		public_connect; /* PUBLIC may connect once the copy ends */
 	PGconn	   *exporter;		/* the replication connection holding the snapshot */
 	char	   *snapshot;		/* the exported snapshot, while exporter lives */
 	List	   *tables;			/* SourceTable *, read in the snapshot */
@@ -168,6 +171,7 @@ extern char *preflight_database(EngineJob *job, Endpoint *source, const char *na
 								int needed_slots, EngineDatabase **out, StringInfo notes);
 extern void engine_directory(void);
 extern bool stream_worker_running(int64 job_id, EngineDatabase *db);
+extern void stream_errors_known(int64 job_id, EngineDatabase *db);
 extern bool copy_finish(Endpoint *source, EngineDatabase *db, char **error);
 extern char *pg_program_path(const char *name);
 
@@ -191,7 +195,7 @@ extern bool copy_sequences(Endpoint *source, EngineDatabase *db, char **error);
 extern bool copy_should_stop(EngineJob *job);
 
 /* stream.c: publications, slots, subscriptions */
-extern void stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db);
+extern bool stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db);
 extern void stream_empty_destination(EngineDatabase *db);
 extern bool stream_subscribe(int64 job_id, Endpoint *source, EngineDatabase *db, char **error);
 extern bool stream_set_enabled(int64 job_id, EngineDatabase *db, bool enabled, char **error);

@@ -231,12 +231,6 @@ jobs_with_work(void)
 	return ids;
 }
 
-static void
-manager_detach(int code, Datum arg)
-{
-	/* nothing to undo: the latch pointer is refreshed by the next manager */
-}
-
 void
 dms_engine_manager_main(Datum arg)
 {
@@ -246,8 +240,8 @@ dms_engine_manager_main(Datum arg)
 	engine_signals();
 	BackgroundWorkerInitializeConnection(engine_database, NULL, 0);
 	pgstat_report_appname("dms_lifecycle manager");
-	engine_set_manager();
-	before_shmem_exit(manager_detach, (Datum) 0);
+	if (!engine_set_manager())
+		proc_exit(0);			/* another manager runs */
 
 	for (;;)
 	{
@@ -291,6 +285,15 @@ dms_engine_manager_main(Datum arg)
 			foreach(lw, workers)
 				if (((JobWorker *) lfirst(lw))->job_id == id)
 					running = true;
+			if (!running && engine_job_worker(id) != 0)
+			{
+				/* a worker of an earlier manager: wake it, it reads its job again */
+				PGPROC	   *proc = BackendPidGetProc(engine_job_worker(id));
+
+				if (proc != NULL)
+					SetLatch(&proc->procLatch);
+				running = true;
+			}
 			if (!running)
 			{
 				BackgroundWorker w;

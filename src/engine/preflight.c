@@ -85,6 +85,50 @@ source_databases(Endpoint *source, char **error)
 	return names;
 }
 
+/*
+ * The roles that own objects in the source database exist here: the schema
+ * is restored with its owners (a SECURITY DEFINER function must not run as
+ * the engine's superuser, a view must not read as one).
+ */
+static char *
+check_owners(Endpoint *source, PGconn *src, const char *name)
+{
+	char	   *error = NULL;
+	char	   *owners = remote_value(src,
+									  "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM ("
+									  "SELECT DISTINCT r.rolname FROM pg_catalog.pg_shdepend d "
+									  "JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid "
+									  "WHERE d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
+									  "AND d.deptype = 'o' AND d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass "
+									  "UNION SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10) o",
+									  &error);
+	PGconn	   *local;
+	char	   *missing;
+	const char *values[1];
+
+	if (owners == NULL)
+		return error ? source_says(source, name, "cannot read the owners of its objects: %s", error) : NULL;
+	local = remote_connect(endpoint_local(), engine_database, false, &error);
+	if (local == NULL)
+		return psprintf("destination (this cluster): the engine cannot connect to itself: %s", error);
+	values[0] = owners;
+	{
+		PGresult   *res = remote_exec_params(local,
+											 "SELECT string_agg(pg_catalog.quote_ident(o), ', ' ORDER BY o) "
+											 "FROM pg_catalog.unnest(pg_catalog.string_to_array($1, ',')) o "
+											 "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = o)",
+											 1, values);
+
+		missing = remote_ok(res) && !PQgetisnull(res, 0, 0) ? pstrdup(PQgetvalue(res, 0, 0)) : NULL;
+		PQclear(res);
+	}
+	PQfinish(local);
+	if (missing != NULL)
+		return source_says(source, name, "its objects are owned by roles this cluster does not have (%s); create them here first (pg_dumpall --roles-only on the source writes their CREATE ROLE statements)",
+						   missing);
+	return NULL;
+}
+
 /* The checks that need a connection to the source database. */
 static char *
 check_source_database(Endpoint *source, const char *name, int needed_slots, Oid *oid,
@@ -179,6 +223,9 @@ check_source_database(Endpoint *source, const char *name, int needed_slots, Oid 
 			goto done;
 		}
 	}
+
+	if ((result = check_owners(source, conn, name)) != NULL)
+		goto done;
 
 	{
 		char	   *sql = psprintf("SELECT string_agg(qualified, ', ' ORDER BY qualified) FROM (%s) t WHERE NOT has_identity",

@@ -3,6 +3,8 @@
  *
  *   - the manager's latch, set when a job changes, so that an action is
  *     picked up at once rather than at the next naptime;
+ *   - which process drives which job: one manager, one worker per job, even
+ *     when a manager or the launcher restarts while the others live on;
  *   - the last apply error of each of the engine's subscriptions: PostgreSQL
  *     counts apply errors (pg_stat_subscription_stats) but keeps their text
  *     only in the server log, so the apply workers, which load this library
@@ -16,6 +18,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
@@ -33,10 +36,22 @@ typedef struct ApplyError
 	char		message[APPLY_ERROR_LENGTH];
 } ApplyError;
 
+#define WORKER_SLOTS 256
+
+/* which process drives which job: one worker per job, one manager */
+typedef struct WorkerSlot
+{
+	int64		job_id;
+	pid_t		pid;
+} WorkerSlot;
+
 typedef struct EngineShared
 {
-	slock_t		mutex;
+	slock_t		mutex;			/* the latch and the apply errors */
+	LWLock	   *registry;		/* manager_pid and workers */
 	Latch	   *manager_latch;
+	pid_t		manager_pid;
+	WorkerSlot	workers[WORKER_SLOTS];
 	ApplyError	errors[APPLY_ERROR_SLOTS];
 } EngineShared;
 
@@ -53,6 +68,7 @@ engine_shmem_request(void)
 	if (previous_request)
 		previous_request();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(EngineShared)));
+	RequestNamedLWLockTranche("dms_lifecycle", 1);
 }
 
 static void
@@ -68,6 +84,7 @@ engine_shmem_startup(void)
 	{
 		memset(shared, 0, sizeof(EngineShared));
 		SpinLockInit(&shared->mutex);
+		shared->registry = &(GetNamedLWLockTranche("dms_lifecycle"))->lock;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -165,13 +182,117 @@ engine_forget_apply_errors(Oid subid)
 	SpinLockRelease(&shared->mutex);
 }
 
-/* The manager announces itself, so that changes of jobs wake it. */
-void
+/* Whether a process of this server still runs with that pid (not across a reuse of the pid, almost). */
+static bool
+process_alive(pid_t pid)
+{
+	return pid != 0 && BackendPidGetProcWithLock(pid) != NULL;
+}
+
+static void
+manager_leave(int code, Datum arg)
+{
+	LWLockAcquire(shared->registry, LW_EXCLUSIVE);
+	SpinLockAcquire(&shared->mutex);
+	if (shared->manager_pid == MyProcPid)
+	{
+		shared->manager_pid = 0;
+		shared->manager_latch = NULL;
+	}
+	SpinLockRelease(&shared->mutex);
+	LWLockRelease(shared->registry);
+}
+
+/*
+ * The manager announces itself, so that changes of jobs wake it; false if
+ * another manager runs (a launcher restarted while its manager lived on).
+ */
+bool
 engine_set_manager(void)
 {
-	SpinLockAcquire(&shared->mutex);
-	shared->manager_latch = &MyProc->procLatch;
-	SpinLockRelease(&shared->mutex);
+	pid_t		other;
+
+	LWLockAcquire(shared->registry, LW_EXCLUSIVE);
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	other = shared->manager_pid;
+	if (other == 0 || other == MyProcPid || !process_alive(other))
+	{
+		shared->manager_pid = MyProcPid;
+		SpinLockAcquire(&shared->mutex);
+		shared->manager_latch = &MyProc->procLatch;
+		SpinLockRelease(&shared->mutex);
+		other = 0;
+	}
+	LWLockRelease(ProcArrayLock);
+	LWLockRelease(shared->registry);
+	if (other == 0)
+		before_shmem_exit(manager_leave, (Datum) 0);
+	return other == 0;
+}
+
+static void
+worker_leave(int code, Datum arg)
+{
+	int64		job_id = DatumGetInt64(arg);
+
+	LWLockAcquire(shared->registry, LW_EXCLUSIVE);
+	for (int i = 0; i < WORKER_SLOTS; i++)
+		if (shared->workers[i].job_id == job_id && shared->workers[i].pid == MyProcPid)
+			shared->workers[i].pid = 0;
+	LWLockRelease(shared->registry);
+}
+
+/*
+ * A job worker claims its job: false if another live worker drives it (a
+ * manager that restarted does not know the workers of the one before).
+ */
+bool
+engine_claim_job(int64 job_id)
+{
+	int			free_slot = -1;
+	bool		claimed = true;
+
+	LWLockAcquire(shared->registry, LW_EXCLUSIVE);
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (int i = 0; i < WORKER_SLOTS; i++)
+	{
+		WorkerSlot *w = &shared->workers[i];
+
+		if (w->pid != 0 && !process_alive(w->pid))
+			w->pid = 0;
+		if (w->pid != 0 && w->job_id == job_id)
+			claimed = false;
+		if (w->pid == 0 && free_slot < 0)
+			free_slot = i;
+	}
+	if (claimed && free_slot >= 0)
+	{
+		shared->workers[free_slot].job_id = job_id;
+		shared->workers[free_slot].pid = MyProcPid;
+	}
+	else
+		claimed = false;
+	LWLockRelease(ProcArrayLock);
+	LWLockRelease(shared->registry);
+	if (claimed)
+		before_shmem_exit(worker_leave, Int64GetDatum(job_id));
+	return claimed;
+}
+
+/* The pid of the live worker that drives a job, 0 if none. */
+pid_t
+engine_job_worker(int64 job_id)
+{
+	pid_t		pid = 0;
+
+	LWLockAcquire(shared->registry, LW_SHARED);
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (int i = 0; i < WORKER_SLOTS; i++)
+		if (shared->workers[i].job_id == job_id && process_alive(shared->workers[i].pid))
+			pid = shared->workers[i].pid;
+	LWLockRelease(ProcArrayLock);
+	LWLockRelease(shared->registry);
+	return pid;
 }
 
 void

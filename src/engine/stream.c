@@ -47,9 +47,11 @@ subscription_oid(const char *name, char **database)
  * Takes down a database's replication: the subscription (without touching
  * the source: its slot is dropped here, even if the source was unreachable
  * when it was made), the slot and the publications on the source, and the
- * dump file.  Each part is dropped if it exists, so this can be redone.
+ * dump files.  Each part is dropped if it exists, so this can be redone;
+ * false when something could not be dropped (the source unreachable): the
+ * caller keeps the database's row and tries again.
  */
-void
+bool
 stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db)
 {
 	char	   *name;
@@ -57,9 +59,11 @@ stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db)
 	Oid			subid;
 	char	   *error = NULL;
 	PGconn	   *conn;
+	bool		done = true;
+	const char *const suffixes[] = {".dump", ".dump.list", ".dump.grants"};
 
 	if (!OidIsValid(db->source_oid))
-		return;
+		return true;			/* nothing was made: the preflight gives the oid */
 	name = engine_object_name(job_id, db->source_oid, NULL);
 	subid = subscription_oid(name, &subdb);
 	if (OidIsValid(subid))
@@ -72,54 +76,87 @@ stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db)
 			remote_command(conn, psprintf("ALTER SUBSCRIPTION %s DISABLE", q), NULL);
 			remote_command(conn, psprintf("ALTER SUBSCRIPTION %s SET (slot_name = NONE)", q), NULL);
 			if (!remote_command(conn, psprintf("DROP SUBSCRIPTION %s", q), &error))
-				ereport(WARNING,
-						(errmsg("dms_lifecycle: could not drop subscription %s: %s", name, error)));
+				done = false;
 			PQfinish(conn);
 		}
-		engine_forget_apply_errors(subid);
+		else
+			done = false;
+		if (done)
+			engine_forget_apply_errors(subid);
+		else
+			ereport(WARNING,
+					(errmsg("dms_lifecycle: migration job " INT64_FORMAT ": could not drop subscription %s: %s",
+							job_id, name, error)));
 	}
 
-	if (source != NULL)
+	if (source == NULL)
+		done = false;
+	else
 	{
 		conn = remote_connect(source, db->name, false, &error);
 		if (conn != NULL)
 		{
 			const char *values[1] = {name};
+			bool		slot_gone = false;
 
 			/* a walsender may still hold the slot for a moment after its subscription went */
-			for (int tries = 0; tries < 50; tries++)
+			for (int tries = 0; tries < 100 && !slot_gone; tries++)
 			{
 				PGresult   *res = remote_exec_params(conn,
 													 "SELECT active_pid IS NOT NULL, pg_catalog.pg_terminate_backend(active_pid) "
 													 "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
 													 1, values);
-				bool		exists = remote_ok(res) && PQntuples(res) == 1;
-				bool		active = exists && PQgetvalue(res, 0, 0)[0] == 't';
 
-				PQclear(res);
-				if (!exists)
-					break;
-				if (!active)
+				if (!remote_ok(res))
 				{
-					res = remote_exec_params(conn, "SELECT pg_catalog.pg_drop_replication_slot($1)", 1, values);
+					error = remote_error(conn, res);
 					PQclear(res);
-					continue;
+					break;
 				}
-				pg_usleep(100 * 1000L);
-				CHECK_FOR_INTERRUPTS();
+				if (PQntuples(res) == 0)
+					slot_gone = true;
+				else if (PQgetvalue(res, 0, 0)[0] != 't')
+				{
+					PGresult   *drop = remote_exec_params(conn, "SELECT pg_catalog.pg_drop_replication_slot($1)", 1, values);
+
+					if (!remote_ok(drop))
+						error = remote_error(conn, drop);
+					PQclear(drop);
+				}
+				else
+				{
+					pg_usleep(100 * 1000L);
+					CHECK_FOR_INTERRUPTS();
+				}
+				PQclear(res);
 			}
-			remote_command(conn, psprintf("DROP PUBLICATION IF EXISTS %s, %s",
-										  quote_identifier(name),
-										  quote_identifier(engine_object_name(job_id, db->source_oid, "ins"))),
-						   NULL);
+			if (!slot_gone ||
+				!remote_command(conn, psprintf("DROP PUBLICATION IF EXISTS %s, %s",
+											   quote_identifier(name),
+											   quote_identifier(engine_object_name(job_id, db->source_oid, "ins"))),
+								&error))
+			{
+				done = false;
+				ereport(WARNING,
+						(errmsg("dms_lifecycle: source \"%s\" (%s), database \"%s\": could not drop the slot or publications of migration job " INT64_FORMAT ": %s",
+								source->server, source->where, db->name, job_id,
+								error ? error : "the slot stayed active")));
+			}
 			PQfinish(conn);
 		}
 		else
+		{
+			done = false;
 			ereport(WARNING,
 					(errmsg("dms_lifecycle: source \"%s\" (%s), database \"%s\": cannot connect to drop the slot and publications of migration job " INT64_FORMAT ": %s",
-							source->server, source->where, db->name, job_id, error)));
+							source->server, source->where, db->name, job_id, error),
+					 errhint("The engine tries again; the slot keeps WAL on the source until it is dropped.")));
+		}
 	}
-	unlink(psprintf("%s/dms_lifecycle/job_" INT64_FORMAT "_%u.dump", DataDir, job_id, db->source_oid));
+	for (int i = 0; i < (int) lengthof(suffixes); i++)
+		unlink(psprintf("%s/dms_lifecycle/job_" INT64_FORMAT "_%u%s", DataDir, job_id,
+						db->source_oid, suffixes[i]));
+	return done;
 }
 
 /*
@@ -220,6 +257,22 @@ stream_set_enabled(int64 job_id, EngineDatabase *db, bool enabled, char **error)
 									   enabled ? "ENABLE" : "DISABLE"), error);
 	PQfinish(conn);
 	return ok;
+}
+
+/* A worker that starts takes the apply errors already counted as known. */
+void
+stream_errors_known(int64 job_id, EngineDatabase *db)
+{
+	Oid			subid;
+	char		message[1024];
+	uint64		count;
+	TimestampTz at;
+
+	if (!OidIsValid(db->source_oid))
+		return;
+	subid = subscription_oid(engine_object_name(job_id, db->source_oid, NULL), NULL);
+	if (OidIsValid(subid) && engine_apply_error(subid, &count, &at, message, sizeof(message)))
+		db->errors_seen = count;
 }
 
 /* Whether the subscription's apply worker runs (pg_stat_subscription shows its process). */

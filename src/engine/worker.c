@@ -92,13 +92,19 @@ job_has_database(EngineJob *job, const char *name)
 	return false;
 }
 
-/* Takes a database's replication down and forgets it; false if the source could not be reached. */
+/*
+ * Takes a database's replication down and forgets it; false, with its row
+ * kept for the next try, if something could not be dropped (the source
+ * unreachable: its slot would keep WAL there for ever).
+ */
 static bool
 forget_database(EngineDatabase *db, bool empty_destination)
 {
 	copy_release(db);
-	if (source != NULL)
-		stream_take_down(job_id, source, db);
+	if (db->state == DB_PROMOTING && source != NULL)
+		fence_lift(source, list_make1(db));
+	if (!stream_take_down(job_id, source, db))
+		return false;
 	if (empty_destination)
 		stream_empty_destination(db);
 	engine_forget_database(job_id, db->name);
@@ -106,31 +112,48 @@ forget_database(EngineDatabase *db, bool empty_destination)
 	return true;
 }
 
-static void
+/* Forgets every database; false if one is kept for another try. */
+static bool
 forget_all(bool empty_destination)
 {
-	while (databases != NIL)
-		forget_database(linitial(databases), empty_destination);
-	job_passfile_remove(job_id);
+	List	   *all = list_copy(databases);
+	ListCell   *lc;
+	bool		done = true;
+
+	foreach(lc, all)
+		if (!forget_database(lfirst(lc), empty_destination))
+			done = false;
+	if (done)
+		job_passfile_remove(job_id);
+	return done;
 }
 
 /* A completed job: replication taken down, every database done (its row stays, for the record). */
-static void
+static bool
 finish_all(void)
 {
 	ListCell   *lc;
+	bool		done = true;
 
 	foreach(lc, databases)
 	{
 		EngineDatabase *db = lfirst(lc);
 
-		stream_take_down(job_id, source, db);
+		if (db->state == DB_DONE)
+			continue;
+		if (!stream_take_down(job_id, source, db))
+		{
+			done = false;		/* kept as it is: the next turn tries again */
+			continue;
+		}
 		db->state = DB_DONE;
 		db->lag_bytes = 0;
 		db->lag_seconds = 0;
 		engine_save_database(job_id, db);
 	}
-	job_passfile_remove(job_id);
+	if (done)
+		job_passfile_remove(job_id);
+	return done;
 }
 
 static bool
@@ -160,7 +183,8 @@ start_job(EngineJob *job)
 	ListCell   *lc;
 	bool		restart = job->status == ST_RESTARTING;
 
-	forget_all(true);
+	if (!forget_all(true))
+		return;					/* the next turn tries again */
 	error = preflight_job(job, source, &found, &notes);
 	if (error != NULL)
 	{
@@ -493,15 +517,11 @@ job_turn(void)
 
 	if (!engine_read_job(job_id, &job) || job.source_server == NULL)
 	{
-		/* deleted: take down what is left, and forget it */
-		forget_all(false);
-		return false;
+		/* deleted: take down what is left, and forget it (or try again) */
+		return !forget_all(false);
 	}
 	if (job.status == ST_COMPLETED)
-	{
-		finish_all();
-		return false;
-	}
+		return !finish_all();
 	if (source == NULL)
 	{
 		source = endpoint_or_warning(job.source_server);
@@ -553,6 +573,8 @@ job_turn(void)
 void
 dms_engine_job_main(Datum arg)
 {
+	MemoryContext turn_context;
+
 	job_id = DatumGetInt64(arg);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -561,6 +583,8 @@ dms_engine_job_main(Datum arg)
 										 engine_role && engine_role[0] ? engine_role : NULL, 0);
 	engine_session = true;
 	pgstat_report_appname(psprintf("dms_lifecycle job " INT64_FORMAT, job_id));
+	if (!engine_claim_job(job_id))
+		proc_exit(0);			/* another worker drives the job */
 
 	databases = engine_read_databases(job_id);
 	/* this cluster's endpoint names the engine's role: read it in a transaction, once */
@@ -570,6 +594,7 @@ dms_engine_job_main(Datum arg)
 	{
 		EngineJob	job;
 		char	   *server = NULL;
+		ListCell   *lc;
 
 		/* the job's source, or for a deleted job the one its databases came from */
 		if (engine_read_job(job_id, &job) && job.source_server != NULL)
@@ -580,9 +605,46 @@ dms_engine_job_main(Datum arg)
 			source = endpoint_or_warning(server);
 		if (source != NULL && databases != NIL)
 			job_passfile_write(job_id, source);
+		/* the apply errors seen before this worker are not new */
+		foreach(lc, databases)
+			stream_errors_known(job_id, lfirst(lc));
 	}
 
-	while (job_turn())
+	/*
+	 * Each turn in a memory context of its own, emptied before the next: a
+	 * worker streams for weeks.  What lasts (the databases, the source) is
+	 * in TopMemoryContext.
+	 */
+	turn_context = AllocSetContextCreate(TopMemoryContext, "dms_lifecycle job turn",
+										 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		bool		more = false;
+
+		MemoryContextReset(turn_context);
+		MemoryContextSwitchTo(turn_context);
+		PG_TRY();
+		{
+			more = job_turn();
+		}
+		PG_CATCH();
+		{
+			/*
+			 * An error the steps did not expect: logged, then the worker
+			 * ends after a pause and the manager starts another, which goes
+			 * on from what both servers hold.
+			 */
+			EmitErrorReport();
+			AbortOutOfAnyTransaction();
+			FlushErrorState();
+			MemoryContextSwitchTo(turn_context);
+			engine_wait(Max(10000L, 10L * engine_naptime_ms));
+			proc_exit(1);
+		}
+		PG_END_TRY();
+		if (!more)
+			break;
 		engine_wait(engine_naptime_ms);
+	}
 	proc_exit(0);
 }
