@@ -182,6 +182,7 @@ CREATE TABLE dms_job_database (
     database_name    text NOT NULL,
     state            dms_database_state NOT NULL DEFAULT 'preflight',
     created_database boolean NOT NULL DEFAULT false,
+    destination_oid  oid,
     source_server    text NOT NULL,
     source_oid       oid,
     tables_total     integer,
@@ -201,6 +202,8 @@ COMMENT ON COLUMN dms_job_database.job_id IS 'the job; the row may outlive it wh
 COMMENT ON COLUMN dms_job_database.database_name IS 'the database, on the source and on the destination';
 COMMENT ON COLUMN dms_job_database.state IS 'what the engine is doing with this database';
 COMMENT ON COLUMN dms_job_database.created_database IS 'whether the engine created the destination database';
+COMMENT ON COLUMN dms_job_database.destination_oid IS
+    'the oid of the destination database the engine created: a restart drops that database, and no other of its name';
 COMMENT ON COLUMN dms_job_database.source_server IS
     'the job''s source server, kept so that the engine can take down what it made after the job is deleted';
 COMMENT ON COLUMN dms_job_database.source_oid IS

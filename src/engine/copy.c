@@ -49,6 +49,43 @@ typedef struct CopyStream
 static const int streams_per_level[] = {1, 2, 4};
 
 /*
+ * A table's name as this PostgreSQL quotes it (a word reserved here, and
+ * not on the source, is quoted), from source_tables_sql's row.
+ */
+char *
+source_table_name(PGresult *res, int row)
+{
+	return psprintf("%s.%s", quote_identifier(PQgetvalue(res, row, 4)),
+					quote_identifier(PQgetvalue(res, row, 5)));
+}
+
+/* Its column list, quoted here, from the source's names (',' separated, '\\' escaped). */
+static char *
+source_table_columns(const char *names)
+{
+	StringInfoData out;
+	StringInfoData name;
+
+	initStringInfo(&out);
+	initStringInfo(&name);
+	for (const char *p = names;; p++)
+	{
+		if (*p == '\\' && p[1] != '\0')
+			appendStringInfoChar(&name, *++p);
+		else if (*p == ',' || *p == '\0')
+		{
+			appendStringInfo(&out, "%s%s", out.len ? ", " : "", quote_identifier(name.data));
+			resetStringInfo(&name);
+			if (*p == '\0')
+				break;
+		}
+		else
+			appendStringInfoChar(&name, *p);
+	}
+	return out.data;
+}
+
+/*
  * The tables the engine copies and publishes: ordinary, permanent tables
  * (partitions included: their rows live there), not the system's, not an
  * extension's; largest first.  Generated columns are not copied: the
@@ -61,9 +98,9 @@ source_tables_sql(int server_version)
 					"pg_catalog.pg_relation_size(c.oid) AS bytes, "
 					"(c.relreplident IN ('f', 'i') OR (c.relreplident = 'd' AND EXISTS "
 					"(SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) AS has_identity, "
-					"(SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) "
+					"(SELECT string_agg(replace(replace(a.attname, '\\', '\\\\'), ',', '\\,'), ',' ORDER BY a.attnum) "
 					"FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
-					"AND NOT a.attisdropped%s) AS columns "
+					"AND NOT a.attisdropped%s) AS columns, n.nspname, c.relname "
 					"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 					"WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
 					"AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_' "
@@ -89,10 +126,10 @@ read_tables(PGconn *conn, char **error)
 	{
 		SourceTable *t = palloc0(sizeof(SourceTable));
 
-		t->qualified = pstrdup(PQgetvalue(res, i, 0));
+		t->qualified = source_table_name(res, i);
 		t->bytes = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		t->has_identity = PQgetvalue(res, i, 2)[0] == 't';
-		t->columns = PQgetisnull(res, i, 3) ? NULL : pstrdup(PQgetvalue(res, i, 3));
+		t->columns = PQgetisnull(res, i, 3) ? NULL : source_table_columns(PQgetvalue(res, i, 3));
 		tables = lappend(tables, t);
 	}
 	PQclear(res);
@@ -320,6 +357,15 @@ ensure_destination(int64 job_id, PGconn *src, EngineDatabase *db, char **error)
 			*error = psprintf("cannot create the destination database like the source's (encoding %s, collation %s): %s; create it yourself, empty",
 							  PQgetvalue(like, 0, 0), PQgetvalue(like, 0, 1), *error);
 		PQclear(like);
+		if (ok)
+		{
+			/* the database the engine made, and no other of its name, is the one a restart drops */
+			res = remote_exec_params(local, "SELECT oid FROM pg_catalog.pg_database WHERE datname = $1", 1, values);
+			if (remote_ok(res) && PQntuples(res) == 1)
+				db->destination_oid = (Oid) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+			PQclear(res);
+			engine_save_database(job_id, db);
+		}
 	}
 	if (ok)
 		ok = close_destination(local, db, error);
@@ -436,7 +482,11 @@ pump_stream(CopyStream *s, int64 *rows, char **error)
 static void
 wait_streams(CopyStream *streams, int n, long timeout_ms)
 {
+#if PG_VERSION_NUM >= 170000
+	WaitEventSet *set = CreateWaitEventSet(CurrentResourceOwner, n + 2);
+#else
 	WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, n + 2);
+#endif
 	WaitEvent	event;
 
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -741,8 +791,8 @@ copy_finish(Endpoint *source, EngineDatabase *db, char **error)
 	src = remote_connect(source, db->name, false, error);
 	if (src == NULL)
 		return false;
-	res = remote_exec(src, "SELECT format('%I.%I', schemaname, matviewname) FROM pg_catalog.pg_matviews "
-					  "WHERE ispopulated ORDER BY 1");
+	res = remote_exec(src, "SELECT schemaname, matviewname FROM pg_catalog.pg_matviews "
+					  "WHERE ispopulated ORDER BY 1, 2");
 	PQfinish(src);
 	if (!remote_ok(res))
 	{
@@ -758,11 +808,12 @@ copy_finish(Endpoint *source, EngineDatabase *db, char **error)
 	}
 	for (int i = 0; i < PQntuples(res) && ok; i++)
 	{
-		/* a view built on another is refreshed after it: names sort no such order, so retry */
-		if (!remote_command(dst, psprintf("REFRESH MATERIALIZED VIEW %s", PQgetvalue(res, i, 0)), error))
+		char	   *view = psprintf("%s.%s", quote_identifier(PQgetvalue(res, i, 0)),
+										quote_identifier(PQgetvalue(res, i, 1)));
+
+		if (!remote_command(dst, psprintf("REFRESH MATERIALIZED VIEW %s", view), error))
 		{
-			*error = psprintf("database \"%s\": materialized view %s: %s", db->name,
-							  PQgetvalue(res, i, 0), *error);
+			*error = psprintf("database \"%s\": materialized view %s: %s", db->name, view, *error);
 			ok = false;
 		}
 	}
@@ -782,7 +833,7 @@ copy_sequences(Endpoint *source, EngineDatabase *db, char **error)
 
 	if (src == NULL)
 		return false;
-	res = remote_exec(src, "SELECT format('%I.%I', schemaname, sequencename), last_value::text "
+	res = remote_exec(src, "SELECT schemaname, sequencename, last_value::text "
 					  "FROM pg_catalog.pg_sequences WHERE last_value IS NOT NULL");
 	if (!remote_ok(res))
 	{
@@ -800,7 +851,9 @@ copy_sequences(Endpoint *source, EngineDatabase *db, char **error)
 	}
 	for (int i = 0; i < PQntuples(res) && ok; i++)
 	{
-		const char *values[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
+		char	   *sequence = psprintf("%s.%s", quote_identifier(PQgetvalue(res, i, 0)),
+											quote_identifier(PQgetvalue(res, i, 1)));
+		const char *values[2] = {sequence, PQgetvalue(res, i, 2)};
 		PGresult   *set = remote_exec_params(dst,
 											 "SELECT pg_catalog.setval(s, $2::bigint, true) "
 											 "FROM pg_catalog.to_regclass($1) s WHERE s IS NOT NULL",

@@ -129,6 +129,7 @@ typedef struct EngineDatabase
 	char	   *name;
 	DatabaseState state;
 	bool		created_database;
+	Oid			destination_oid;	/* of the database the engine created */
 	char	   *source_server;	/* the job's, kept for after its deletion */
 	Oid			source_oid;
 	int			tables_total;
@@ -177,6 +178,7 @@ extern char *pg_program_path(const char *name);
 
 /* the source's tables the engine copies: oid, qualified, bytes, has_identity, columns */
 extern char *source_tables_sql(int server_version);
+extern char *source_table_name(PGresult *res, int row);
 
 /* copy.c: one database from the consistent point to indexed tables */
 typedef enum StepResult
@@ -196,7 +198,7 @@ extern bool copy_should_stop(EngineJob *job);
 
 /* stream.c: publications, slots, subscriptions */
 extern bool stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db);
-extern void stream_empty_destination(EngineDatabase *db);
+extern bool stream_empty_destination(EngineDatabase *db, char **error);
 extern bool stream_subscribe(int64 job_id, Endpoint *source, EngineDatabase *db, char **error);
 extern bool stream_set_enabled(int64 job_id, EngineDatabase *db, bool enabled, char **error);
 extern void stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db);

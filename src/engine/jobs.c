@@ -158,7 +158,8 @@ engine_read_databases(int64 job_id)
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT database_name, state::text, created_database, source_oid, "
-					 "tables_total, tables_copied, bytes_total, bytes_copied, rows_copied, last_error, source_server "
+					 "tables_total, tables_copied, bytes_total, bytes_copied, rows_copied, last_error, source_server, "
+					 "destination_oid "
 					 "FROM %s.dms_job_database WHERE job_id = $1 ORDER BY database_name",
 					 engine_schema());
 	if (SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
@@ -186,6 +187,8 @@ engine_read_databases(int64 job_id)
 		v = column_text(i, 10);
 		db->last_error = v ? MemoryContextStrdup(TopMemoryContext, v) : NULL;
 		db->source_server = MemoryContextStrdup(TopMemoryContext, column_text(i, 11));
+		v = column_text(i, 12);
+		db->destination_oid = v ? (Oid) strtoul(v, NULL, 10) : InvalidOid;
 		db->lag_bytes = -1;
 		db->lag_seconds = -1;
 		old = MemoryContextSwitchTo(TopMemoryContext);
@@ -201,10 +204,10 @@ void
 engine_save_database(int64 job_id, EngineDatabase *db)
 {
 	StringInfoData sql;
-	Oid			types[13] = {INT8OID, TEXTOID, TEXTOID, BOOLOID, OIDOID, INT4OID, INT4OID,
-	INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID};
-	Datum		values[13];
-	char		nulls[14] = "             ";
+	Oid			types[14] = {INT8OID, TEXTOID, TEXTOID, BOOLOID, OIDOID, INT4OID, INT4OID,
+	INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, OIDOID};
+	Datum		values[14];
+	char		nulls[15] = "              ";
 	char	   *schema;
 
 	engine_begin();
@@ -228,15 +231,19 @@ engine_save_database(int64 job_id, EngineDatabase *db)
 	if (db->last_error == NULL)
 		nulls[11] = 'n';
 	values[12] = CStringGetTextDatum(db->source_server);
+	values[13] = ObjectIdGetDatum(db->destination_oid);
+	if (!OidIsValid(db->destination_oid))
+		nulls[13] = 'n';
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "INSERT INTO %s.dms_job_database AS d (job_id, database_name, state, "
 					 "created_database, source_oid, tables_total, tables_copied, bytes_total, "
-					 "bytes_copied, rows_copied, lag_bytes, lag, last_error, source_server, observed_at) "
+					 "bytes_copied, rows_copied, lag_bytes, lag, last_error, source_server, destination_oid, observed_at) "
 					 "VALUES ($1, $2, $3::%s.dms_database_state, $4, $5, $6, $7, $8, $9, $10, $11, "
-					 "%s, $12, $13, now()) "
+					 "%s, $12, $13, $14, now()) "
 					 "ON CONFLICT (job_id, database_name) DO UPDATE SET state = excluded.state, "
-					 "created_database = excluded.created_database, source_oid = excluded.source_oid, "
+					 "created_database = excluded.created_database, destination_oid = excluded.destination_oid, "
+					 "source_oid = excluded.source_oid, "
 					 "tables_total = excluded.tables_total, tables_copied = excluded.tables_copied, "
 					 "bytes_total = excluded.bytes_total, bytes_copied = excluded.bytes_copied, "
 					 "rows_copied = excluded.rows_copied, lag_bytes = excluded.lag_bytes, "
@@ -244,7 +251,7 @@ engine_save_database(int64 job_id, EngineDatabase *db)
 					 schema, schema,
 					 db->lag_seconds >= 0 ? psprintf("make_interval(secs => %.3f)", db->lag_seconds)
 					 : "NULL");
-	if (SPI_execute_with_args(sql.data, 13, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_with_args(sql.data, 14, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "dms_lifecycle engine: could not record database \"%s\"", db->name);
 	engine_commit();
 	db->progress_dirty = false;

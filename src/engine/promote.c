@@ -35,15 +35,50 @@ fence_database(Endpoint *source, const char *name, bool on, char **error)
 	if (ok && on)
 	{
 		PGresult   *res = remote_exec_params(conn,
-											 "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+											 "SELECT coalesce(pg_catalog.array_agg(pid)::text, '{}') FROM ("
+											 "SELECT pid, pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
 											 "WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid() "
-											 "AND backend_type = 'client backend'",
+											 "AND backend_type = 'client backend') t",
 											 1, values);
+		char	   *ended = NULL;
 
 		ok = remote_ok(res);
 		if (!ok)
 			*error = remote_error(conn, res);
+		else
+			ended = pstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
+		/*
+		 * Ending a session takes a moment: its last commit must be in the
+		 * WAL before the position the catch-up waits for is read.
+		 */
+		for (int tries = 0; ok && tries < 100; tries++)
+		{
+			char	   *left = remote_value(conn,
+											psprintf("SELECT count(*) FROM pg_catalog.pg_stat_activity "
+													 "WHERE pid = ANY (%s::int[]) HAVING count(*) > 0",
+													 quote_literal_cstr(ended)),
+											NULL);
+
+			if (left == NULL)
+				break;
+			pg_usleep(100 * 1000L);
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (ok)
+		{
+			char	   *prepared = remote_value(conn,
+												psprintf("SELECT string_agg(gid, ', ') FROM pg_catalog.pg_prepared_xacts WHERE database = %s",
+														 quote_literal_cstr(name)),
+												NULL);
+
+			if (prepared != NULL)
+			{
+				*error = psprintf("prepared transactions wait there (%s); COMMIT PREPARED or ROLLBACK PREPARED them, then promote again",
+								  prepared);
+				ok = false;
+			}
+		}
 	}
 	PQfinish(conn);
 	return ok;
@@ -98,8 +133,14 @@ verify_database(Endpoint *source, EngineDatabase *db, StringInfo differences, in
 		PQfinish(src);
 		return false;
 	}
-	remote_command(src, "SET extra_float_digits = 3", NULL);
-	remote_command(dst, "SET extra_float_digits = 3", NULL);
+	/* rows as text, the same on both sides whatever each server's settings */
+	{
+		const char *same = "SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "
+		"SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET lc_monetary = 'C'";
+
+		remote_command(src, same, NULL);
+		remote_command(dst, same, NULL);
+	}
 	res = remote_exec(src, source_tables_sql(PQserverVersion(src)));
 	if (!remote_ok(res))
 	{
@@ -108,7 +149,7 @@ verify_database(Endpoint *source, EngineDatabase *db, StringInfo differences, in
 	}
 	for (int i = 0; ok && i < PQntuples(res); i++)
 	{
-		const char *table = PQgetvalue(res, i, 0);
+		const char *table = source_table_name(res, i);
 		char	   *a = table_summary(src, table, error);
 		char	   *b;
 
@@ -183,13 +224,13 @@ promote_job(EngineJob *job, Endpoint *source, List *databases, char **error)
 		{
 			EngineDatabase *db = lfirst(lc);
 
+			fenced++;			/* lifted on failure, even half made */
 			if (!fence_database(source, db->name, true, error))
 			{
 				*error = psprintf("source \"%s\" (%s), database \"%s\": could not fence the source: %s",
 								  source->server, source->where, db->name, *error);
 				goto failed;
 			}
-			fenced++;
 		}
 	}
 

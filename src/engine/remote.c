@@ -24,6 +24,7 @@
 #include "foreign/foreign.h"
 #include "storage/fd.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "pgstat.h"
 #include "postmaster/postmaster.h"
 #include "storage/latch.h"
@@ -111,6 +112,18 @@ endpoint_for_server(const char *server)
 				 errmsg("source \"%s\": the foreign server belongs to the wrapper \"%s\"",
 						server, fdw->fdwname),
 				 errhint("Use a server of the wrapper dms_lifecycle_connection.")));
+	/*
+	 * The engine is a superuser: it connects only where a superuser said it
+	 * may (whoever owns a server chooses its host, its socket, its SSL key
+	 * files), as postgres_fdw lets only superusers connect without a password.
+	 */
+	if (!superuser_arg(fs->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("source \"%s\": the foreign server is owned by role \"%s\", which is not a superuser",
+						server, GetUserNameFromId(fs->owner, false)),
+				 errhint("The engine, a superuser, connects only through servers a superuser owns: ALTER SERVER %s OWNER TO a superuser.",
+						 quote_identifier(server))));
 	um = engine_mapping(fs->serverid);
 	if (um == NULL)
 		ereport(ERROR,
@@ -140,6 +153,11 @@ endpoint_for_server(const char *server)
 	}
 	if (ep->user == NULL)
 		ep->user = pstrdup(GetUserNameFromId(GetUserId(), false));
+	if ((ep->password && strpbrk(ep->password, "\r\n") != NULL) || strpbrk(ep->user, "\r\n") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source \"%s\": the user mapping's user or password contains a line break, which a password file cannot hold",
+						server)));
 	endpoint_describe(ep);
 	MemoryContextSwitchTo(old);
 	return ep;

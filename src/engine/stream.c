@@ -160,43 +160,38 @@ stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db)
 }
 
 /*
- * Returns a destination database to its state before the first start: one
- * the engine created is dropped (the copy creates it again); one that
- * existed (empty) is dropped and created again with its owner and encoding.
+ * Returns a destination database to its state before the first start:
+ * absent.  Only the database the engine created is dropped (by its oid:
+ * not another one made since under its name); one that existed before the
+ * job is never dropped, and false says so: its owner empties it.
  */
-void
-stream_empty_destination(EngineDatabase *db)
+bool
+stream_empty_destination(EngineDatabase *db, char **error)
 {
-	char	   *error = NULL;
-	PGconn	   *conn = remote_connect(endpoint_local(), engine_database, false, &error);
+	PGconn	   *conn = remote_connect(endpoint_local(), engine_database, false, error);
 	const char *values[1] = {db->name};
 	PGresult   *res;
-	char	   *recreate = NULL;
+	Oid			oid = InvalidOid;
+	bool		ok = true;
 
 	if (conn == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("dms_lifecycle: cannot connect to this cluster: %s", error)));
-	res = remote_exec_params(conn,
-							 "SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0 ENCODING %L LC_COLLATE %L LC_CTYPE %L', "
-							 "datname, pg_catalog.pg_get_userbyid(datdba), pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype) "
-							 "FROM pg_catalog.pg_database WHERE datname = $1", 1, values);
+		return false;
+	res = remote_exec_params(conn, "SELECT oid FROM pg_catalog.pg_database WHERE datname = $1", 1, values);
 	if (remote_ok(res) && PQntuples(res) == 1)
-		recreate = pstrdup(PQgetvalue(res, 0, 0));
+		oid = (Oid) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
-	if (recreate != NULL && strcmp(db->name, engine_database) != 0)
+	if (!OidIsValid(oid))
+		;						/* nothing to empty */
+	else if (db->created_database && oid == db->destination_oid)
+		ok = remote_command(conn, psprintf("DROP DATABASE %s WITH (FORCE)", quote_identifier(db->name)), error);
+	else
 	{
-		if (!remote_command(conn, psprintf("DROP DATABASE %s WITH (FORCE)", quote_identifier(db->name)), &error))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("dms_lifecycle: cannot empty destination database \"%s\": %s", db->name, error)));
-		if (!db->created_database &&
-			!remote_command(conn, recreate, &error))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("dms_lifecycle: cannot create destination database \"%s\" again: %s", db->name, error)));
+		*error = psprintf("database \"%s\": the destination database existed before the job (or was made again since), and the engine drops only the one it created; drop its objects, or the database, then restart the job",
+						  db->name);
+		ok = false;
 	}
 	PQfinish(conn);
+	return ok;
 }
 
 /*

@@ -33,6 +33,8 @@ static TimestampTz dump_started = 0;
  * The source's endpoint; NULL with a warning when its server or user mapping
  * is gone (a job whose server was dropped cannot reach its source).
  */
+static char *source_problem = NULL;
+
 static Endpoint *
 endpoint_or_warning(const char *server)
 {
@@ -56,6 +58,9 @@ endpoint_or_warning(const char *server)
 				(errcode(edata->sqlerrcode),
 				 errmsg("dms_lifecycle: migration job " INT64_FORMAT ": %s", job_id, edata->message),
 				 edata->hint ? errhint("%s", edata->hint) : 0));
+		source_problem = MemoryContextStrdup(TopMemoryContext,
+											 edata->hint ? psprintf("%s; %s", edata->message, edata->hint)
+											 : edata->message);
 		MemoryContextSwitchTo(cxt);
 		return NULL;
 	}
@@ -106,7 +111,16 @@ forget_database(EngineDatabase *db, bool empty_destination)
 	if (!stream_take_down(job_id, source, db))
 		return false;
 	if (empty_destination)
-		stream_empty_destination(db);
+	{
+		char	   *error = NULL;
+
+		if (!stream_empty_destination(db, &error))
+		{
+			/* a restart that cannot empty a database fails with why (Failed: restart again) */
+			engine_report(job_id, "failed", error, NULL);
+			return false;
+		}
+	}
 	engine_forget_database(job_id, db->name);
 	databases = list_delete_ptr(databases, db);
 	return true;
@@ -322,7 +336,13 @@ copy_databases(EngineJob *job)
 			if (db->state != DB_PREFLIGHT)
 			{
 				stream_take_down(job_id, source, db);
-				stream_empty_destination(db);
+				if (!stream_empty_destination(db, &error))
+				{
+					fail_database(db, error);
+					return;
+				}
+				db->created_database = false;
+				db->destination_oid = InvalidOid;
 			}
 			r = copy_prepare(job, source, db, &error);
 			if (r == STEP_DONE)
@@ -518,6 +538,25 @@ job_turn(void)
 	if (!engine_read_job(job_id, &job) || job.source_server == NULL)
 	{
 		/* deleted: take down what is left, and forget it (or try again) */
+		if (source == NULL && databases != NIL)
+		{
+			/* its server is gone: what is on the source cannot be reached any more */
+			ereport(WARNING,
+					(errmsg("dms_lifecycle: migration job " INT64_FORMAT " was deleted and its source server cannot be used: %s",
+							job_id, source_problem ? source_problem : "unknown"),
+					 errhint("Drop its slots and publications (named dms_" INT64_FORMAT "_<database oid>) on the source by hand.",
+							 job_id)));
+			while (databases != NIL)
+			{
+				EngineDatabase *db = linitial(databases);
+
+				stream_take_down(job_id, NULL, db);
+				engine_forget_database(job_id, db->name);
+				databases = list_delete_first(databases);
+			}
+			job_passfile_remove(job_id);
+			return false;
+		}
 		return !forget_all(false);
 	}
 	if (job.status == ST_COMPLETED)
@@ -526,7 +565,12 @@ job_turn(void)
 	{
 		source = endpoint_or_warning(job.source_server);
 		if (source == NULL)
+		{
+			/* a start fails with what is wrong with the server; nothing was made */
+			if ((job.status == ST_STARTING || job.status == ST_RESTARTING) && databases == NIL)
+				engine_report(job_id, "failed", source_problem, NULL);
 			return false;
+		}
 	}
 
 	switch (job.status)
