@@ -67,17 +67,6 @@ like($source->safe_psql('postgres', 'SHOW server_version_num'),
 like($dest->safe_psql('postgres', 'SHOW server_version_num'),
 	qr/^15\d{4}$/, 'the destination runs PostgreSQL 15');
 
-# The job's failure text: its job-level error_message and its failure rows.
-sub job_error
-{
-	my ($job) = @_;
-	return $dest->safe_psql(
-		'postgres', qq{
-SELECT concat_ws(E'\\n', j.error_message,
-                 (SELECT string_agg(f.database_name || ': ' || f.error_message, E'\\n' ORDER BY f.database_name)
-                    FROM dms_job_failure f WHERE f.job_id = j.id))
-  FROM dms_job j WHERE j.id = $job});
-}
 
 # ---------------------------------------------------------------------
 # A PostgreSQL 17 source: refused by preflight
@@ -111,7 +100,7 @@ my $job17 = $dest->safe_psql('postgres',
 $dest->safe_psql('postgres', "SELECT dms_start($job17)");
 ok(wait_for_job($dest, $job17, 'failed', 'full_dump', $timeout),
 	'a PostgreSQL 17 source: the job goes Failed in full dump');
-my $error17 = job_error($job17);
+my $error17 = job_error($dest, $job17);
 like($error17, qr/\b17\b/, 'the message names the source version (17)');
 like($error17, qr/\b15\b/, 'the message names this version (15)');
 like($error17, qr/\bsrc17\b/, 'the message names the server');

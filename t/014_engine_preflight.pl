@@ -153,17 +153,6 @@ make_server('src_secret', $source->host, $source->port, 'migrator', $secret);
 # Helpers
 # ---------------------------------------------------------------------
 
-# The job's failure text: its job-level error_message and its failure rows.
-sub job_error
-{
-	my ($job) = @_;
-	return $dest->safe_psql(
-		'postgres', qq{
-SELECT concat_ws(E'\\n', j.error_message,
-                 (SELECT string_agg(f.database_name || ': ' || f.error_message, E'\\n' ORDER BY f.database_name)
-                    FROM dms_job_failure f WHERE f.job_id = j.id))
-  FROM dms_job j WHERE j.id = $job});
-}
 
 sub new_job
 {
@@ -208,7 +197,7 @@ sub expect_refused
 	$dest->safe_psql('postgres', "SELECT dms_start($job)");
 	ok(wait_for_job($dest, $job, 'failed', 'full_dump', $timeout),
 		"$what: the job goes Failed in full dump");
-	my $message = job_error($job);
+	my $message = job_error($dest, $job);
 	like($message, qr/(?<!\w)\Q$c{server}\E(?!\w)/, "$what: the message names the server")
 	  or diag $message;
 	like($message, qr/(?<!\w)\Q$c{database}\E(?!\w)/, "$what: the message names the database");

@@ -36,7 +36,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(engine_nodes make_databases pgbench_init extra_tables
+our @EXPORT = qw(job_error engine_nodes make_databases pgbench_init extra_tables
   pgbench_load_start pgbench_load_stop load_ok session_start session_end
   create_job operator when_job wait_for_job progress history engine_role
   job_diagnostics tables_equal schema_differences sequences_ahead
@@ -891,6 +891,19 @@ sub wait_for_nothing_left
 		}
 		usleep(100_000);
 	}
+}
+
+# job_error($dest, $job): the job's failure text, its job-level
+# error_message and its failure rows, one a line.
+sub job_error
+{
+	my ($dest, $job) = @_;
+	return $dest->safe_psql(
+		'postgres', qq{
+SELECT concat_ws(E'\\n', j.error_message,
+                 (SELECT string_agg(f.database_name || ': ' || f.error_message, E'\\n' ORDER BY f.database_name)
+                    FROM dms_job_failure f WHERE f.job_id = j.id))
+  FROM dms_job j WHERE j.id = $job});
 }
 
 # database_oid($node, $db): the database's oid (names the engine's objects).
