@@ -5,6 +5,9 @@
 
 \echo '-- the extension, in dms_lifecycle.database (postgres): the engine watches its jobs'
 CREATE EXTENSION dms_lifecycle;
+\echo '-- roles are not migrated: the role that owns the source's objects is created here first'
+\echo '-- (pg_dumpall --roles-only on the source writes such statements), so that the schema keeps it'
+CREATE ROLE migrator;
 \echo '-- alice is an operator: she creates, starts, stops and promotes jobs'
 CREATE ROLE alice;
 SELECT dms_grant('alice', 'operator');
