@@ -221,15 +221,12 @@ restore_section(EngineDatabase *db, const char *file, const char *section, int j
 }
 
 /*
- * The grants of the schema, apart: the schema is restored with its owners
- * and without its grants (roles are not migrated, and a GRANT to a role
- * this cluster lacks would fail the restore); here, right after it and
- * before any row, each grant is restored on its own, those to missing roles
- * are skipped and logged.  Meanwhile nobody but superusers can connect
- * (close_destination).
+ * The grants of the schema, apart from it and right after it, before any
+ * row (pg_restore's sections leave them out).  Meanwhile nobody but
+ * superusers can connect (close_destination).
  */
-static void
-restore_grants(EngineDatabase *db, const char *file)
+static bool
+restore_grants(EngineDatabase *db, const char *file, char **error)
 {
 	char	   *restore = pg_program_path("pg_restore");
 	char	   *list = psprintf("%s.list", file);
@@ -239,6 +236,7 @@ restore_grants(EngineDatabase *db, const char *file)
 	FILE	   *in;
 	FILE	   *out;
 	char		line[4096];
+	bool		ok = true;
 
 	argv[0] = restore;
 	argv[1] = "--list";
@@ -246,7 +244,10 @@ restore_grants(EngineDatabase *db, const char *file)
 	argv[3] = file;
 	argv[4] = NULL;
 	if (run_program(argv, NULL, &output) != 0)
-		return;
+	{
+		*error = psprintf("listing the schema's grants failed: %s", output);
+		return false;
+	}
 	in = AllocateFile(list, "r");
 	out = AllocateFile(grants, "w");
 	if (in == NULL || out == NULL)
@@ -260,18 +261,22 @@ restore_grants(EngineDatabase *db, const char *file)
 	FreeFile(in);
 	FreeFile(out);
 
+	/* every grantee exists (preflight): a grant that fails fails the database */
 	argv[0] = restore;
 	argv[1] = psprintf("--use-list=%s", grants);
-	argv[2] = psprintf("--dbname=%s", endpoint_conninfo(endpoint_local(), db->name, NULL));
-	argv[3] = file;
-	argv[4] = NULL;
+	argv[2] = "--exit-on-error";
+	argv[3] = "--single-transaction";
+	argv[4] = psprintf("--dbname=%s", endpoint_conninfo(endpoint_local(), db->name, NULL));
+	argv[5] = file;
+	argv[6] = NULL;
 	if (run_program(argv, NULL, &output) != 0)
-		ereport(WARNING,
-				(errmsg("dms_lifecycle: database \"%s\": some grants of the source were not restored (roles are not migrated)",
-						db->name),
-				 errdetail("%s", output)));
+	{
+		*error = psprintf("restoring the schema's grants failed: %s", output);
+		ok = false;
+	}
 	unlink(list);
 	unlink(grants);
+	return ok;
 }
 
 /*
@@ -724,7 +729,8 @@ copy_prepare(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 	}
 	if (!restore_section(db, file, "pre-data", 1, error))
 		goto fail;
-	restore_grants(db, file);
+	if (!restore_grants(db, file, error))
+		goto fail;
 	PQfinish(src);
 	return STEP_DONE;
 

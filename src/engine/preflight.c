@@ -86,9 +86,11 @@ source_databases(Endpoint *source, char **error)
 }
 
 /*
- * The roles that own objects in the source database exist here: the schema
- * is restored with its owners (a SECURITY DEFINER function must not run as
- * the engine's superuser, a view must not read as one).
+ * The roles that own objects in the source database, or are granted
+ * privileges on them, exist here: the schema is restored with its owners (a
+ * SECURITY DEFINER function must not run as the engine's superuser, a view
+ * must not read as one) and its grants (a grant to a missing role would
+ * fail, and the REVOKE from PUBLIC pg_dump writes beside it with it).
  */
 static char *
 check_owners(Endpoint *source, PGconn *src, const char *name)
@@ -99,7 +101,7 @@ check_owners(Endpoint *source, PGconn *src, const char *name)
 									  "SELECT DISTINCT r.rolname FROM pg_catalog.pg_shdepend d "
 									  "JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid "
 									  "WHERE d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
-									  "AND d.deptype = 'o' AND d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass "
+									  "AND d.deptype IN ('o', 'a') AND d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass "
 									  "UNION SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10) o",
 									  &error);
 	PGconn	   *local;
@@ -124,7 +126,7 @@ check_owners(Endpoint *source, PGconn *src, const char *name)
 	}
 	PQfinish(local);
 	if (missing != NULL)
-		return source_says(source, name, "its objects are owned by roles this cluster does not have (%s); create them here first (pg_dumpall --roles-only on the source writes their CREATE ROLE statements)",
+		return source_says(source, name, "its objects are owned by or granted to roles this cluster does not have (%s); create them here first (pg_dumpall --roles-only on the source writes their CREATE ROLE statements)",
 						   missing);
 	return NULL;
 }
