@@ -11,18 +11,19 @@
 # with no privilege at all.
 #
 #   1. Owners and the copy window.  While appdb is copied (Running, Full
-#      dump), mallory cannot even connect to it ("permission denied for
-#      database"): the functions are restored before their grants, and a
-#      SECURITY DEFINER function callable by PUBLIC would run anything as
-#      its owner.  Once the dump is completed (CDC), mallory connects again
-#      (the engine made the database: PUBLIC's CONNECT is back), cannot run
-#      admin_exec, nor admin_peek (the source's REVOKE from PUBLIC and its
-#      GRANT to auditor both arrive), and is still no superuser.  The table and both functions are app_admin's, the
-#      functions still SECURITY DEFINER, and app_user may run admin_exec,
-#      which runs as app_admin.
+#      dump), mallory connects to it (PUBLIC's CONNECT, PostgreSQL's
+#      default for a new database) and cannot run admin_exec: the schema
+#      came with its grants, in one transaction, so no function was ever
+#      there without them (a SECURITY DEFINER function callable by PUBLIC
+#      would run anything as its owner).  Once the dump is completed (CDC),
+#      mallory still cannot run admin_exec, nor admin_peek (the source's
+#      REVOKE from PUBLIC and its GRANT to auditor both arrived), and is
+#      still no superuser.  The table and both functions are app_admin's,
+#      the functions still SECURITY DEFINER, and app_user may run
+#      admin_exec, which runs as app_admin.
 #   2. A missing owner.  haunted, another source database, has a table
-#      owned by ghost and granted to phantom, roles the destination does not
-#      have: the start of its job fails (Failed in full dump) naming both
+#      owned by ghost, granted to phantom and with a policy for wraith,
+#      roles the destination does not have: the start of its job fails (Failed in full dump) naming both
 #      and `pg_dumpall --roles-only` (a grant to a missing role would fail,
 #      and the REVOKE from PUBLIC beside it with it), and leaves nothing
 #      behind, not even a destination database.
@@ -81,6 +82,7 @@ CREATE ROLE app_user NOLOGIN;
 CREATE ROLE auditor NOLOGIN;
 CREATE ROLE ghost NOLOGIN;
 CREATE ROLE phantom NOLOGIN;
+CREATE ROLE wraith NOLOGIN;
 });
 make_databases($source, qw(appdb haunted shop depot));
 pgbench_init($source, 'appdb', 5);
@@ -103,7 +105,8 @@ REVOKE EXECUTE ON FUNCTION admin_peek(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION admin_peek(text) TO auditor;
 });
 $source->safe_psql('haunted',
-	q{CREATE TABLE spirits (id int PRIMARY KEY, name text); ALTER TABLE spirits OWNER TO ghost; GRANT SELECT ON spirits TO phantom;});
+	q{CREATE TABLE spirits (id int PRIMARY KEY, name text); ALTER TABLE spirits OWNER TO ghost; GRANT SELECT ON spirits TO phantom;
+   CREATE POLICY haunting ON spirits TO wraith USING (true);});
 foreach my $db (qw(shop depot))
 {
 	$source->safe_psql($db,
@@ -168,6 +171,7 @@ SELECT concat_ws(E'\\n', j.error_message,
   FROM dms_job j WHERE j.id = $haunted});
 like($message, qr/\bghost\b/, "$what: the message names the missing role ghost") or diag $message;
 like($message, qr/\bphantom\b/, "$what: ... and the missing grantee phantom") or diag $message;
+like($message, qr/\bwraith\b/, "$what: ... and wraith, the missing role of a policy") or diag $message;
 like($message, qr/pg_dumpall --roles-only/, "$what: ... and says how to make it (pg_dumpall --roles-only)");
 like($message, qr/\bhaunted\b/, "$what: ... and names the database");
 is($dest->safe_psql('postgres', "SELECT count(*) FROM dms_job_history WHERE job_id = $haunted AND cause = 'failed'"),
@@ -191,9 +195,9 @@ is(operator($dest, "SELECT dms_start($app)"), 'starting', "$what: alice starts t
 is(when_job($dest, $app, when => $COPYING, missed => q{j.phase = 'cdc' OR j.status = 'failed'}),
 	'running/full_dump', "$what: appdb is being copied (Running, Full dump)");
 my $copy_at = time;
-my ($ret, $out, $err) = as_mallory('appdb', 'SELECT current_user');
-isnt($ret, 0, "$what: during the copy, mallory cannot connect to appdb");
-like($err, qr/permission denied for database "appdb"/, "$what: ... permission denied for database \"appdb\"");
+my ($ret, $out, $err) = as_mallory('appdb', q{SELECT admin_exec('ALTER ROLE mallory SUPERUSER')});
+isnt($ret, 0, "$what: during the copy, mallory cannot run admin_exec");
+like($err, qr/permission denied for function admin_exec/, "$what: ... permission denied for function admin_exec");
 like(
 	$dest->safe_psql('postgres',
 		"SELECT state || ' ' || (SELECT status || '/' || phase FROM dms_job WHERE id = $app) FROM dms_job_database WHERE job_id = $app"
@@ -207,7 +211,7 @@ ok(wait_for_job($dest, $app, 'running', 'cdc'), "$what: the job reaches Running 
 note sprintf('appdb: from copying to CDC in %.1f s', time - $copy_at);
 
 ($ret, $out, $err) = as_mallory('appdb', 'SELECT current_user');
-is("$ret $out", '0 mallory', "$what: after dump_completed, mallory connects to appdb (PUBLIC's CONNECT is back)")
+is("$ret $out", '0 mallory', "$what: after dump_completed, mallory connects to appdb")
   or diag $err;
 is( $dest->safe_psql(
 		'postgres',

@@ -189,7 +189,13 @@ dump_path(int64 job_id, Oid oid)
 	return psprintf("%s/dms_lifecycle/job_" INT64_FORMAT "_%u.dump", DataDir, job_id, oid);
 }
 
-/* pg_restore of one section of the dump into the destination database. */
+/*
+ * pg_restore of one section of the dump into the destination database,
+ * with its owners and grants: the pre-data section in one transaction, so
+ * that no function is there without its grants (a SECURITY DEFINER one
+ * callable by PUBLIC for a moment would run anything as its owner).  Every
+ * role they name exists here (preflight).
+ */
 static bool
 restore_section(EngineDatabase *db, const char *file, const char *section, int jobs,
 				char **error)
@@ -202,7 +208,6 @@ restore_section(EngineDatabase *db, const char *file, const char *section, int j
 
 	argv[i++] = restore;
 	argv[i++] = psprintf("--section=%s", section);
-	argv[i++] = "--no-privileges";
 	argv[i++] = "--no-tablespaces";
 	argv[i++] = "--exit-on-error";
 	if (jobs > 1)
@@ -218,107 +223,6 @@ restore_section(EngineDatabase *db, const char *file, const char *section, int j
 		return false;
 	}
 	return true;
-}
-
-/*
- * The grants of the schema, apart from it and right after it, before any
- * row (pg_restore's sections leave them out).  Meanwhile nobody but
- * superusers can connect (close_destination).
- */
-static bool
-restore_grants(EngineDatabase *db, const char *file, char **error)
-{
-	char	   *restore = pg_program_path("pg_restore");
-	char	   *list = psprintf("%s.list", file);
-	char	   *grants = psprintf("%s.grants", file);
-	const char *argv[8];
-	char	   *output;
-	FILE	   *in;
-	FILE	   *out;
-	char		line[4096];
-	bool		ok = true;
-
-	argv[0] = restore;
-	argv[1] = "--list";
-	argv[2] = psprintf("--file=%s", list);
-	argv[3] = file;
-	argv[4] = NULL;
-	if (run_program(argv, NULL, &output) != 0)
-	{
-		*error = psprintf("listing the schema's grants failed: %s", output);
-		return false;
-	}
-	in = AllocateFile(list, "r");
-	out = AllocateFile(grants, "w");
-	if (in == NULL || out == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open \"%s\" or \"%s\": %m", list, grants)));
-	/* a table of contents line: "id; oid oid ACL schema name owner" */
-	while (fgets(line, sizeof(line), in) != NULL)
-		if (line[0] != ';' && strstr(line, " ACL ") != NULL)
-			fputs(line, out);
-	FreeFile(in);
-	FreeFile(out);
-
-	/* every grantee exists (preflight): a grant that fails fails the database */
-	argv[0] = restore;
-	argv[1] = psprintf("--use-list=%s", grants);
-	argv[2] = "--exit-on-error";
-	argv[3] = "--single-transaction";
-	argv[4] = psprintf("--dbname=%s", endpoint_conninfo(endpoint_local(), db->name, NULL));
-	argv[5] = file;
-	argv[6] = NULL;
-	if (run_program(argv, NULL, &output) != 0)
-	{
-		*error = psprintf("restoring the schema's grants failed: %s", output);
-		ok = false;
-	}
-	unlink(list);
-	unlink(grants);
-	return ok;
-}
-
-/*
- * While its schema is restored without its grants, and until its rows are
- * in, a destination database takes no connection but superusers': its
- * functions would run with their PUBLIC EXECUTE (a SECURITY DEFINER one as
- * its owner), its tables show half-copied rows.  CONNECT and TEMPORARY go
- * back to PUBLIC once the copy ends, if PUBLIC had them before (a database
- * the engine made: PostgreSQL's default).
- */
-static bool
-close_destination(PGconn *local, EngineDatabase *db, char **error)
-{
-	const char *values[1] = {db->name};
-	PGresult   *res = remote_exec_params(local,
-										 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database d, "
-										 "pg_catalog.aclexplode(coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))) a "
-										 "WHERE d.datname = $1 AND a.grantee = 0 AND a.privilege_type = 'CONNECT')",
-										 1, values);
-
-	db->public_connect = remote_ok(res) && PQgetvalue(res, 0, 0)[0] == 't';
-	PQclear(res);
-	return remote_command(local, psprintf("REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC",
-										  quote_identifier(db->name)), error);
-}
-
-static bool
-open_destination(EngineDatabase *db, char **error)
-{
-	PGconn	   *local;
-	bool		ok;
-
-	/* a database the engine made had PostgreSQL's default (after a crash, memory has lost it) */
-	if (!db->public_connect && !db->created_database)
-		return true;
-	local = remote_connect(endpoint_local(), engine_database, false, error);
-	if (local == NULL)
-		return false;
-	ok = remote_command(local, psprintf("GRANT CONNECT, TEMPORARY ON DATABASE %s TO PUBLIC",
-										quote_identifier(db->name)), error);
-	PQfinish(local);
-	return ok;
 }
 
 /* Makes the destination database if it does not exist, like the source's. */
@@ -372,8 +276,6 @@ ensure_destination(int64 job_id, PGconn *src, EngineDatabase *db, char **error)
 			engine_save_database(job_id, db);
 		}
 	}
-	if (ok)
-		ok = close_destination(local, db, error);
 	PQfinish(local);
 	return ok;
 }
@@ -650,7 +552,7 @@ copy_prepare(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 	db->tables_copied = 0;
 	db->bytes_copied = 0;
 	db->rows_copied = 0;
-	db->last_error = NULL;
+	database_error(db, NULL);
 	engine_save_database(job->id, db);
 
 	src = remote_connect(source, db->name, false, error);
@@ -729,8 +631,6 @@ copy_prepare(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 	}
 	if (!restore_section(db, file, "pre-data", 1, error))
 		goto fail;
-	if (!restore_grants(db, file, error))
-		goto fail;
 	PQfinish(src);
 	return STEP_DONE;
 
@@ -771,11 +671,6 @@ copy_data(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 		return STEP_FAILED;
 	}
 	unlink(dump_path(job->id, db->source_oid));
-	if (!open_destination(db, error))
-	{
-		*error = psprintf("database \"%s\": %s", db->name, *error);
-		return STEP_FAILED;
-	}
 	return STEP_DONE;
 }
 

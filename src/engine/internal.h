@@ -44,6 +44,7 @@ extern void engine_define_settings(void);
 extern void engine_shmem_init(void);
 extern void engine_wake_manager(void);
 extern bool engine_set_manager(void);
+extern bool engine_manager_alive(void);
 extern bool engine_claim_job(int64 job_id);
 extern pid_t engine_job_worker(int64 job_id);
 extern bool engine_apply_error(Oid subid, uint64 *count, TimestampTz *at, char *message, int size);
@@ -145,7 +146,6 @@ typedef struct EngineDatabase
 	TimestampTz error_since;
 	TimestampTz last_error_at;
 	bool		progress_dirty;
-	bool		public_connect; /* PUBLIC may connect once the copy ends */
 	PGconn	   *exporter;		/* the replication connection holding the snapshot */
 	char	   *snapshot;		/* the exported snapshot, while exporter lives */
 	List	   *tables;			/* SourceTable *, read in the snapshot */
@@ -158,6 +158,7 @@ extern bool engine_read_job(int64 job_id, EngineJob *job);
 extern List *engine_read_databases(int64 job_id);
 extern void engine_save_database(int64 job_id, EngineDatabase *db);
 extern void engine_forget_database(int64 job_id, const char *name);
+extern void database_error(EngineDatabase *db, const char *error);
 extern bool engine_report(int64 job_id, const char *event, const char *message,
 						  const char *database);
 extern char *engine_schema(void);

@@ -127,11 +127,17 @@ dms_engine_launcher_main(Datum arg)
 	{
 		pid_t		pid;
 
-		if (manager == NULL ||
-			GetBackgroundWorkerPid(manager, &pid) == BGWH_STOPPED)
+		if (manager != NULL && GetBackgroundWorkerPid(manager, &pid) == BGWH_STOPPED)
 		{
+			/* a manager that ended is not replaced before a naptime has passed */
 			manager = NULL;
-			if (database_exists(engine_database))
+			engine_wait(engine_naptime_ms);
+			continue;
+		}
+		if (manager == NULL)
+		{
+			/* a manager of an earlier launcher may live on: then it is the one */
+			if (!engine_manager_alive() && database_exists(engine_database))
 			{
 				BackgroundWorker w;
 

@@ -96,28 +96,41 @@ static char *
 check_owners(Endpoint *source, PGconn *src, const char *name)
 {
 	char	   *error = NULL;
-	char	   *owners = remote_value(src,
-									  "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM ("
-									  "SELECT DISTINCT r.rolname FROM pg_catalog.pg_shdepend d "
-									  "JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid "
-									  "WHERE d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
-									  "AND d.deptype IN ('o', 'a') AND d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass "
-									  "UNION SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10) o",
-									  &error);
+
+	/*
+	 * pg_shdepend records the owners ('o'), grantees ('a') and policies'
+	 * roles ('r') of a database's objects, but not its bootstrap superuser,
+	 * which is needed only if it owns something the dump carries.
+	 */
+	char	   *roles = remote_value(src,
+									 "SELECT coalesce(json_agg(rolname ORDER BY rolname), '[]')::text FROM ("
+									 "SELECT DISTINCT r.rolname FROM pg_catalog.pg_shdepend d "
+									 "JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid "
+									 "WHERE d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
+									 "AND d.deptype IN ('o', 'a', 'r') AND d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass "
+									 "UNION SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10 AND ("
+									 "EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+									 "WHERE c.relowner = 10 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_') "
+									 "OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+									 "WHERE p.proowner = 10 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_') "
+									 "OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+									 "WHERE t.typowner = 10 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'))) o",
+									 &error);
 	PGconn	   *local;
 	char	   *missing;
 	const char *values[1];
 
-	if (owners == NULL)
-		return error ? source_says(source, name, "cannot read the owners of its objects: %s", error) : NULL;
+	if (roles == NULL)
+		return source_says(source, name, "cannot read the roles its objects name: %s",
+						   error ? error : "no answer");
 	local = remote_connect(endpoint_local(), engine_database, false, &error);
 	if (local == NULL)
 		return psprintf("destination (this cluster): the engine cannot connect to itself: %s", error);
-	values[0] = owners;
+	values[0] = roles;
 	{
 		PGresult   *res = remote_exec_params(local,
 											 "SELECT string_agg(pg_catalog.quote_ident(o), ', ' ORDER BY o) "
-											 "FROM pg_catalog.unnest(pg_catalog.string_to_array($1, ',')) o "
+											 "FROM pg_catalog.json_array_elements_text($1::pg_catalog.json) o "
 											 "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = o)",
 											 1, values);
 

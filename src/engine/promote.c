@@ -52,19 +52,26 @@ fence_database(Endpoint *source, const char *name, bool on, char **error)
 		 * Ending a session takes a moment: its last commit must be in the
 		 * WAL before the position the catch-up waits for is read.
 		 */
-		for (int tries = 0; ok && tries < 100; tries++)
+		ok = false;
+		for (int tries = 0; ended != NULL && tries < 100; tries++)
 		{
-			char	   *left = remote_value(conn,
-											psprintf("SELECT count(*) FROM pg_catalog.pg_stat_activity "
-													 "WHERE pid = ANY (%s::int[]) HAVING count(*) > 0",
-													 quote_literal_cstr(ended)),
-											NULL);
+			PGresult   *left = remote_exec(conn,
+										   psprintf("SELECT count(*) FROM pg_catalog.pg_stat_activity "
+													"WHERE pid = ANY (%s::int[])",
+													quote_literal_cstr(ended)));
+			bool		gone = remote_ok(left) && strcmp(PQgetvalue(left, 0, 0), "0") == 0;
 
-			if (left == NULL)
+			PQclear(left);
+			if (gone)
+			{
+				ok = true;
 				break;
+			}
 			pg_usleep(100 * 1000L);
 			CHECK_FOR_INTERRUPTS();
 		}
+		if (!ok && ended != NULL)
+			*error = pstrdup("sessions it ended were still there after 10 s (a write of theirs could come after the catch-up)");
 		if (ok)
 		{
 			char	   *prepared = remote_value(conn,
@@ -267,8 +274,7 @@ promote_job(EngineJob *job, Endpoint *source, List *databases, char **error)
 			if (copy_should_stop(job))
 			{
 				*error = NULL;
-				fence_lift(source, list_copy_head(databases, fenced));
-				return false;
+				goto failed;	/* stopped or deleted meanwhile: as a failed promotion, without its event */
 			}
 			engine_wait(Min(engine_naptime_ms, 200));
 		}

@@ -270,13 +270,33 @@ engine_claim_job(int64 job_id)
 		shared->workers[free_slot].job_id = job_id;
 		shared->workers[free_slot].pid = MyProcPid;
 	}
-	else
+	else if (claimed)
+	{
 		claimed = false;
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("dms_lifecycle: %d migration jobs are driven at once, the most the engine can; migration job " INT64_FORMAT " waits",
+						WORKER_SLOTS, job_id)));
+	}
 	LWLockRelease(ProcArrayLock);
 	LWLockRelease(shared->registry);
 	if (claimed)
 		before_shmem_exit(worker_leave, Int64GetDatum(job_id));
 	return claimed;
+}
+
+/* Whether a manager runs (the launcher starts one only then). */
+bool
+engine_manager_alive(void)
+{
+	bool		alive;
+
+	LWLockAcquire(shared->registry, LW_SHARED);
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	alive = process_alive(shared->manager_pid);
+	LWLockRelease(ProcArrayLock);
+	LWLockRelease(shared->registry);
+	return alive;
 }
 
 /* The pid of the live worker that drives a job, 0 if none. */

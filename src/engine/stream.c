@@ -326,7 +326,7 @@ stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
 	{
 		db->errors_seen = count;
 		db->last_error_at = at;
-		db->last_error = MemoryContextStrdup(TopMemoryContext, message);
+		database_error(db, message);
 	}
 
 	conn = watch_connection(source, db, &error);
@@ -334,9 +334,8 @@ stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
 	{
 		db->errors_seen++;
 		db->last_error_at = GetCurrentTimestamp();
-		db->last_error = MemoryContextStrdup(TopMemoryContext,
-											 psprintf("source \"%s\" (%s) cannot be reached: %s",
-													  source->server, source->where, error));
+		database_error(db, psprintf("source \"%s\" (%s) cannot be reached: %s",
+									source->server, source->where, error));
 		return;
 	}
 	res = remote_exec_params(conn,
@@ -353,16 +352,14 @@ stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
 	else if (PQntuples(res) == 0)
 	{
 		db->state = DB_FAILED;
-		db->last_error = MemoryContextStrdup(TopMemoryContext,
-											 psprintf("database \"%s\": the replication slot %s no longer exists on the source; restart the job",
-													  db->name, name));
+		database_error(db, psprintf("database \"%s\": the replication slot %s no longer exists on the source; restart the job",
+									db->name, name));
 	}
 	else if (!PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "lost") == 0)
 	{
 		db->state = DB_FAILED;
-		db->last_error = MemoryContextStrdup(TopMemoryContext,
-											 psprintf("database \"%s\": PostgreSQL invalidated the replication slot %s on the source (max_slot_wal_keep_size); restart the job",
-													  db->name, name));
+		database_error(db, psprintf("database \"%s\": PostgreSQL invalidated the replication slot %s on the source (max_slot_wal_keep_size); restart the job",
+									db->name, name));
 	}
 	else
 	{

@@ -176,13 +176,24 @@ is_running(int status)
 	return status == ST_RUNNING || status == ST_RUNNING_WITH_ERRORS;
 }
 
+/* Sets a database's last error (kept across turns, the one before freed). */
+void
+database_error(EngineDatabase *db, const char *error)
+{
+	char	   *old = db->last_error;
+
+	db->last_error = error ? MemoryContextStrdup(TopMemoryContext, error) : NULL;
+	if (old != NULL && old != error)
+		pfree(old);
+}
+
 /* A database failed: its replication goes, the job reports it (SPEC 5). */
 static void
 fail_database(EngineDatabase *db, const char *error)
 {
 	stream_take_down(job_id, source, db);
 	db->state = DB_FAILED;
-	db->last_error = MemoryContextStrdup(TopMemoryContext, error);
+	database_error(db, error);
 	engine_save_database(job_id, db);
 	engine_report(job_id, "failed", error, db->name);
 }
@@ -284,7 +295,7 @@ reconcile_databases(EngineJob *job, bool add)
 				db->lag_seconds = -1;
 				MemoryContextSwitchTo(old);
 				db->state = DB_FAILED;
-				db->last_error = MemoryContextStrdup(TopMemoryContext, error);
+				database_error(db, error);
 			}
 			old = MemoryContextSwitchTo(TopMemoryContext);
 			databases = lappend(databases, db);
