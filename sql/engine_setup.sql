@@ -11,18 +11,8 @@ SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS dms_lifecycle CASCADE;
 DROP FOREIGN DATA WRAPPER IF EXISTS setup_other_wrapper CASCADE;
 CREATE EXTENSION dms_lifecycle;
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['setup_operator', 'setup_outsider', 'setup_reader', 'setup_nobody'] LOOP
-        IF EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('DROP OWNED BY %I CASCADE', r);
-            EXECUTE format('DROP ROLE %I', r);
-        END IF;
-    END LOOP;
-END
-$$;
+SET test.roles = 'setup_operator,setup_outsider,setup_reader,setup_nobody';
+\i sql/drop_roles.inc
 RESET client_min_messages;
 \i sql/try.inc
 \i sql/history.inc

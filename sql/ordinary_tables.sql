@@ -19,18 +19,8 @@ DROP SCHEMA IF EXISTS ord CASCADE;
 DROP EXTENSION IF EXISTS dms_lifecycle CASCADE;
 DROP EXTENSION IF EXISTS amcheck;
 -- Roles left behind by an earlier, interrupted run go first.
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['ord_operator', 'ord_nobody'] LOOP
-        IF EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('DROP OWNED BY %I CASCADE', r);
-            EXECUTE format('DROP ROLE %I', r);
-        END IF;
-    END LOOP;
-END
-$$;
+SET test.roles = 'ord_operator,ord_nobody';
+\i sql/drop_roles.inc
 CREATE EXTENSION dms_lifecycle;
 -- amcheck checks every btree index of the three tables against their rows.
 CREATE EXTENSION amcheck;

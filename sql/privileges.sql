@@ -10,18 +10,8 @@ RESET client_min_messages;
 
 -- Roles left behind by an earlier, interrupted run go first.
 SET client_min_messages = warning;
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['alice_reader', 'bob_operator', 'eve_engine', 'mallory'] LOOP
-        IF EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('DROP OWNED BY %I CASCADE', r);
-            EXECUTE format('DROP ROLE %I', r);
-        END IF;
-    END LOOP;
-END
-$$;
+SET test.roles = 'alice_reader,bob_operator,eve_engine,mallory';
+\i sql/drop_roles.inc
 RESET client_min_messages;
 
 -- try(sql): runs a statement; 'ok' (with the value it returns, if any) or

@@ -674,100 +674,71 @@ copy_data(EngineJob *job, Endpoint *source, EngineDatabase *db, char **error)
 	return STEP_DONE;
 }
 
+/* Runs, on the destination, one statement per row of a query on the source. */
+static bool
+apply_each(PGconn *src, PGconn *dst, EngineDatabase *db, const char *query,
+		   char *(*statement) (PGresult *res, int row), const char *what, char **error)
+{
+	PGresult   *res = remote_exec(src, query);
+	bool		ok = remote_ok(res);
+
+	if (!ok)
+		*error = psprintf("database \"%s\": cannot read the %s: %s", db->name, what, remote_error(src, res));
+	for (int i = 0; ok && i < PQntuples(res); i++)
+	{
+		char	   *sql = statement(res, i);
+
+		if (!remote_command(dst, sql, error))
+		{
+			*error = psprintf("database \"%s\": %s: %s", db->name, sql, *error);
+			ok = false;
+		}
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* setval of a sequence (if the schema has it), at the source's last value, as called */
+static char *
+sequence_statement(PGresult *res, int row)
+{
+	char	   *sequence = psprintf("%s.%s", quote_identifier(PQgetvalue(res, row, 0)),
+									quote_identifier(PQgetvalue(res, row, 1)));
+
+	return psprintf("SELECT pg_catalog.setval(s, %s::bigint, true) FROM pg_catalog.to_regclass(%s) s WHERE s IS NOT NULL",
+					quote_literal_cstr(PQgetvalue(res, row, 2)), quote_literal_cstr(sequence));
+}
+
+static char *
+refresh_statement(PGresult *res, int row)
+{
+	return psprintf("REFRESH MATERIALIZED VIEW %s.%s", quote_identifier(PQgetvalue(res, row, 0)),
+					quote_identifier(PQgetvalue(res, row, 1)));
+}
+
 /*
  * What a copy of the rows leaves out, done at the end of a one-time job and
- * at promotion: the sequences' values, and the materialized views that are
- * populated on the source, refreshed from the migrated rows.
+ * at promotion: the sequences' values (not replicated: last_value, as
+ * called), and the materialized views populated on the source, refreshed
+ * from the migrated rows.
  */
 bool
 copy_finish(Endpoint *source, EngineDatabase *db, char **error)
 {
 	PGconn	   *src;
 	PGconn	   *dst;
-	PGresult   *res;
-	bool		ok = true;
+	bool		ok;
 
-	if (!copy_sequences(source, db, error))
+	if (!connect_pair(source, db->name, &src, &dst, error))
 		return false;
-	src = remote_connect(source, db->name, false, error);
-	if (src == NULL)
-		return false;
-	res = remote_exec(src, "SELECT schemaname, matviewname FROM pg_catalog.pg_matviews "
-					  "WHERE ispopulated ORDER BY 1, 2");
+	ok = apply_each(src, dst, db,
+					"SELECT schemaname, sequencename, last_value::text FROM pg_catalog.pg_sequences "
+					"WHERE last_value IS NOT NULL",
+					sequence_statement, "sequences", error) &&
+		apply_each(src, dst, db,
+				   "SELECT schemaname, matviewname FROM pg_catalog.pg_matviews WHERE ispopulated ORDER BY 1, 2",
+				   refresh_statement, "materialized views", error);
 	PQfinish(src);
-	if (!remote_ok(res))
-	{
-		PQclear(res);
-		*error = psprintf("database \"%s\": cannot list the materialized views", db->name);
-		return false;
-	}
-	dst = remote_connect(endpoint_local(), db->name, false, error);
-	if (dst == NULL)
-	{
-		PQclear(res);
-		return false;
-	}
-	for (int i = 0; i < PQntuples(res) && ok; i++)
-	{
-		char	   *view = psprintf("%s.%s", quote_identifier(PQgetvalue(res, i, 0)),
-										quote_identifier(PQgetvalue(res, i, 1)));
-
-		if (!remote_command(dst, psprintf("REFRESH MATERIALIZED VIEW %s", view), error))
-		{
-			*error = psprintf("database \"%s\": materialized view %s: %s", db->name, view, *error);
-			ok = false;
-		}
-	}
-	PQclear(res);
-	PQfinish(dst);
-	return ok;
-}
-
-/* Sequences are not replicated: their values are copied (last_value, as called). */
-bool
-copy_sequences(Endpoint *source, EngineDatabase *db, char **error)
-{
-	PGconn	   *src = remote_connect(source, db->name, false, error);
-	PGconn	   *dst;
-	PGresult   *res;
-	bool		ok = true;
-
-	if (src == NULL)
-		return false;
-	res = remote_exec(src, "SELECT schemaname, sequencename, last_value::text "
-					  "FROM pg_catalog.pg_sequences WHERE last_value IS NOT NULL");
-	if (!remote_ok(res))
-	{
-		*error = psprintf("database \"%s\": cannot read the sequences: %s", db->name, remote_error(src, res));
-		PQclear(res);
-		PQfinish(src);
-		return false;
-	}
-	PQfinish(src);
-	dst = remote_connect(endpoint_local(), db->name, false, error);
-	if (dst == NULL)
-	{
-		PQclear(res);
-		return false;
-	}
-	for (int i = 0; i < PQntuples(res) && ok; i++)
-	{
-		char	   *sequence = psprintf("%s.%s", quote_identifier(PQgetvalue(res, i, 0)),
-											quote_identifier(PQgetvalue(res, i, 1)));
-		const char *values[2] = {sequence, PQgetvalue(res, i, 2)};
-		PGresult   *set = remote_exec_params(dst,
-											 "SELECT pg_catalog.setval(s, $2::bigint, true) "
-											 "FROM pg_catalog.to_regclass($1) s WHERE s IS NOT NULL",
-											 2, values);
-
-		if (!remote_ok(set))
-		{
-			*error = psprintf("database \"%s\": sequence %s: %s", db->name, values[0], remote_error(dst, set));
-			ok = false;
-		}
-		PQclear(set);
-	}
-	PQclear(res);
 	PQfinish(dst);
 	return ok;
 }

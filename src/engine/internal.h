@@ -77,6 +77,8 @@ extern Endpoint *endpoint_for_server(const char *server);
 extern Endpoint *endpoint_local(void);
 extern PGconn *remote_connect(const Endpoint *ep, const char *dbname, bool replication,
 							  char **error);
+extern bool connect_pair(const Endpoint *source, const char *dbname, PGconn **src, PGconn **dst,
+						 char **error);
 extern PGresult *remote_exec(PGconn *conn, const char *sql);
 extern PGresult *remote_exec_params(PGconn *conn, const char *sql, int nparams,
 									const char *const *values);
@@ -194,7 +196,6 @@ extern StepResult copy_prepare(EngineJob *job, Endpoint *source, EngineDatabase 
 extern StepResult copy_data(EngineJob *job, Endpoint *source, EngineDatabase *db,
 							char **error);
 extern void copy_release(EngineDatabase *db);
-extern bool copy_sequences(Endpoint *source, EngineDatabase *db, char **error);
 extern bool copy_should_stop(EngineJob *job);
 
 /* stream.c: publications, slots, subscriptions */

@@ -127,19 +127,13 @@ static bool
 verify_database(Endpoint *source, EngineDatabase *db, StringInfo differences, int *compared,
 				char **error)
 {
-	PGconn	   *src = remote_connect(source, db->name, false, error);
+	PGconn	   *src;
 	PGconn	   *dst;
 	PGresult   *res;
 	bool		ok = true;
 
-	if (src == NULL)
+	if (!connect_pair(source, db->name, &src, &dst, error))
 		return false;
-	dst = remote_connect(endpoint_local(), db->name, false, error);
-	if (dst == NULL)
-	{
-		PQfinish(src);
-		return false;
-	}
 	/* rows as text, the same on both sides whatever each server's settings */
 	{
 		const char *same = "SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "

@@ -326,6 +326,22 @@ remote_connect(const Endpoint *ep, const char *dbname, bool replication, char **
 	return conn;
 }
 
+/* A connection to a database on the source and one to its copy here; false if either fails. */
+bool
+connect_pair(const Endpoint *source, const char *dbname, PGconn **src, PGconn **dst, char **error)
+{
+	*src = remote_connect(source, dbname, false, error);
+	if (*src == NULL)
+		return false;
+	*dst = remote_connect(endpoint_local(), dbname, false, error);
+	if (*dst == NULL)
+	{
+		PQfinish(*src);
+		return false;
+	}
+	return true;
+}
+
 /* The next result of the command in flight (NULL when there is none). */
 PGresult *
 remote_wait_result(PGconn *conn)
