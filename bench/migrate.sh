@@ -6,6 +6,7 @@
 # the next contender), each copy checked against the source before its time counts.
 # Prints best and median times, ratios, and where the engine's time goes.
 set -euo pipefail
+shopt -s inherit_errexit         # a step that fails in a contender, run as $(...), ends the run
 
 RUN=$1
 BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
