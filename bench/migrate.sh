@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# bench/migrate.sh: the migration benchmark proper, run as the postgres user by
+# bench/migrate.  Starts a source and a destination cluster in $RUN (Unix sockets only),
+# fills the source with one data set, then every contender copies it into a fresh
+# destination database, contenders interleaved round by round (each round starting with
+# the next contender), each copy checked against the source before its time counts.
+# Prints best and median times, ratios, and where the engine's time goes.
+set -euo pipefail
+shopt -s inherit_errexit         # a step that fails in a contender, run as $(...), ends the run
+
+RUN=$1
+BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+SCALE=${SCALE:-20}
+ROUNDS=${ROUNDS:-3}
+SRC_PORT=${SRC_PORT:-5701}
+DST_PORT=${DST_PORT:-5702}
+read -r -a CONTENDERS <<<"${CONTENDERS:-dump_restore pgcopydb subscription engine_min engine_optimal engine_max}"
+DB=bench                         # the source database, and its copy's name on the destination
+RESULTS=$RUN/results.tsv         # contender, round, seconds
+PHASES=$RUN/phases.tsv           # contender, round, phase, seconds
+CPU=$RUN/cpu.tsv                 # contender, round, CPU seconds: source, destination, clients
+WORKER=$RUN/worker.tsv           # engine contender, round, CPU seconds: job worker, its programs
+: >"$RESULTS"
+: >"$PHASES"
+: >"$CPU"
+: >"$WORKER"
+export PGUSER=postgres PGHOST=$RUN PGOPTIONS='-c client_min_messages=warning'
+
+log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+src_psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -p "$SRC_PORT" "$@"; }
+dst_psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -p "$DST_PORT" "$@"; }
+
+# ---------------------------------------------------------------- the clusters
+
+servers_stop() {
+    for c in destination source; do
+        [ -f "$RUN/$c/postmaster.pid" ] && "$BIN/pg_ctl" -D "$RUN/$c" -m immediate stop >/dev/null 2>&1
+    done
+    return 0
+}
+trap servers_stop EXIT
+
+for c in source destination; do
+    "$BIN/initdb" -A trust -U postgres -E UTF8 --locale=C.UTF-8 -D "$RUN/$c" >"$RUN/initdb-$c.log" 2>&1 ||
+        { cat "$RUN/initdb-$c.log"; exit 1; }
+done
+# Both: sockets in $RUN only; checkpoints kept out of the copies (each contender starts
+# after a CHECKPOINT on both sides and writes well under max_wal_size), and autovacuum
+# (the source is vacuumed and analyzed once; each copy is checked, then dropped).
+common="listen_addresses = ''
+unix_socket_directories = '$RUN'
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+autovacuum = off"
+# source: logical decoding for the engine's slot and the subscription's (and its table
+# synchronisation's) slots
+cat >>"$RUN/source/postgresql.conf" <<EOF
+$common
+port = $SRC_PORT
+wal_level = logical
+max_replication_slots = 10
+max_wal_senders = 10
+EOF
+# destination: the engine, with the settings of its TAP tests (t/DmsEngine.pm), and the
+# subscription's workers
+cat >>"$RUN/destination/postgresql.conf" <<EOF
+$common
+port = $DST_PORT
+shared_preload_libraries = 'dms_lifecycle'
+dms_lifecycle.database = 'postgres'
+dms_lifecycle.naptime = '200ms'
+max_worker_processes = 16
+max_logical_replication_workers = 8
+max_replication_slots = 10
+EOF
+for c in source destination; do
+    "$BIN/pg_ctl" -D "$RUN/$c" -l "$RUN/$c.log" -w start >/dev/null
+done
+
+# ---------------------------------------------------------------- the data set
+
+log "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), $(nproc) cores; scale $SCALE, $ROUNDS rounds"
+log "the source: pgbench scale $SCALE, a table with 2 secondary indexes, a table without a primary key, sequences"
+src_psql -d postgres -c "CREATE DATABASE $DB"
+"$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" "$DB" >"$RUN/pgbench-init.log" 2>&1 ||
+    { cat "$RUN/pgbench-init.log"; exit 1; }
+src_psql -d "$DB" <<'EOF'
+CREATE TABLE items (id bigserial PRIMARY KEY, sku text NOT NULL, price numeric(10, 2) NOT NULL,
+                    created_at timestamptz NOT NULL, note text);
+INSERT INTO items (sku, price, created_at, note)
+SELECT 'SKU-' || lpad((g * 7919 % 1000003)::text, 7, '0'), (g % 100000) / 100.0,
+       timestamptz '2024-01-01 00:00:00+00' + g * interval '37 seconds', md5(g::text)
+  FROM generate_series(1, 200000) g;
+CREATE INDEX items_sku ON items (sku);
+CREATE INDEX items_created_price ON items (created_at, price);
+CREATE TABLE events (at timestamptz NOT NULL, kind text NOT NULL, payload text);
+INSERT INTO events
+SELECT timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
+       (ARRAY['view', 'click', 'buy'])[1 + g % 3], repeat(md5(g::text), 2)
+  FROM generate_series(1, 100000) g;
+CREATE SEQUENCE tickets START 1000;
+SELECT setval('tickets', 4242) \g /dev/null
+VACUUM (FREEZE, ANALYZE);
+CHECKPOINT;
+EOF
+src_psql -d "$DB" -At -c "SELECT format('%s: %s rows, %s, indexes %s', c.relname, c.reltuples::bigint,
+                                     pg_size_pretty(pg_table_size(c.oid)), pg_size_pretty(pg_indexes_size(c.oid)))
+   FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' ORDER BY pg_table_size(c.oid) DESC" |
+    while read -r line; do log "  $line"; done
+log "  database: $(src_psql -d "$DB" -At -c "SELECT pg_size_pretty(pg_database_size(current_database()))")"
+
+# The check of a copy: per table its row count and a checksum (the sum of the first 64 bits
+# of each row's md5: any row lost, doubled or changed changes it, whatever the order), the
+# number of indexes and constraints, and the sequences' values.
+check_sql=$(src_psql -d "$DB" -At -c "
+SELECT string_agg(format('SELECT %L AS what, count(*)::text || '' '' || coalesce(sum((''x'' || left(md5(r::text), 16))::bit(64)::bigint::numeric), 0) AS value FROM %I.%I r',
+                         'table ' || c.relname, n.nspname, c.relname), ' UNION ALL ' ORDER BY c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND n.nspname = 'public'")
+check_sql="$check_sql UNION ALL SELECT 'indexes', count(*)::text FROM pg_indexes WHERE schemaname = 'public'
+ UNION ALL SELECT 'constraints', count(*)::text FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+ UNION ALL SELECT 'sequence ' || sequencename, last_value::text FROM pg_sequences WHERE schemaname = 'public'
+ ORDER BY 1"
+src_psql -d "$DB" -At -c "$check_sql" >"$RUN/source.check"
+log "what each copy must equal (rows and checksum per table, counts, sequences):"
+while read -r line; do log "  $line"; done <"$RUN/source.check"
+"$BIN/pg_dump" -p "$SRC_PORT" --schema-only -Fc -f "$RUN/schema.dump" "$DB"   # the subscription's schema
+
+# check CONTENDER: the destination's copy against the source; a difference ends the run.
+# PostgreSQL's subscriptions do not copy sequences: the subscription's check skips them.
+check() {
+    local skip='^$'
+    [ "$1" = subscription ] && skip='^sequence '
+    dst_psql -d "$DB" -At -c "$check_sql" | grep -v "$skip" >"$RUN/copy.check"
+    if ! diff <(grep -v "$skip" "$RUN/source.check") "$RUN/copy.check" >"$RUN/check.diff"; then
+        log "$1: the copy differs from the source (< source, > copy):"
+        cat "$RUN/check.diff" >&2
+        exit 1
+    fi
+}
+
+# fresh: an empty destination database, and both clusters checkpointed.
+fresh() {
+    dst_psql -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB TEMPLATE template0" \
+        -c CHECKPOINT
+    src_psql -d postgres -c CHECKPOINT
+}
+
+# ---------------------------------------------------------------- contenders
+# Each prints its seconds on stdout; details go to $PHASES and the log.
+
+label() {
+    case $1 in
+        dump_restore)   echo "pg_dump -Fd -j 2, pg_restore -j 2" ;;
+        pgcopydb)       echo "pgcopydb clone, 2 table + 2 index jobs" ;;
+        subscription)   echo "subscription, copy_data = true" ;;
+        engine_min)     echo "engine, dump_parallelism min (1)" ;;
+        engine_optimal) echo "engine, dump_parallelism optimal (2)" ;;
+        engine_max)     echo "engine, dump_parallelism max (4)" ;;
+    esac
+}
+
+phase() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$PHASES"; }
+
+# The processor time a contender took, apart from everything else on the machine: on each
+# cluster, what its postmaster's children used (the kernel adds a child's time, and its own
+# children's, to its parent when the parent collects it on exit: so backends, WAL senders,
+# subscription workers, and the engine's job worker with its pg_dump and pg_restore), and
+# the contender's own client programs.  cpu_mark at the timed start, cpu_client at its end
+# (both in the contender's shell); cpu_record once the clusters are quiet again.
+TICK=$(getconf CLK_TCK)
+cluster_ticks() { awk '{ print $16 + $17 }' "/proc/$(head -n 1 "$RUN/$1/postmaster.pid")/stat"; }
+shell_ticks() { local st; read -r -a st <"/proc/$BASHPID/stat"; SHELL_TICKS=$((st[15] + st[16])); }
+cpu_mark() {
+    echo "$(cluster_ticks source) $(cluster_ticks destination)" >"$RUN/cpu.mark"
+    shell_ticks
+    CLIENT_MARK=$SHELL_TICKS
+}
+cpu_client() { shell_ticks; echo $((SHELL_TICKS - CLIENT_MARK)) >"$RUN/cpu.client"; }
+
+# quiet: waits until neither cluster has a session, WAL sender, subscription worker or
+# engine job worker left (the contender's processes have exited and been counted).
+quiet() {
+    local port busy
+    for port in "$SRC_PORT" "$DST_PORT"; do
+        for _ in $(seq 600); do
+            busy=$("$BIN/psql" -X -At -p "$port" -d postgres -c "SELECT count(*) FROM pg_stat_activity
+                     WHERE pid <> pg_backend_pid() AND (backend_type IN ('client backend', 'walsender',
+                           'logical replication worker', 'parallel worker', 'autovacuum worker')
+                        OR application_name LIKE 'dms_lifecycle job %')")
+            [ "$busy" = 0 ] && break
+            sleep 0.1
+        done
+    done
+    sleep 0.2
+}
+
+cpu_record() {
+    local s0 d0
+    quiet
+    read -r s0 d0 <"$RUN/cpu.mark"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(calc "($(cluster_ticks source) - $s0) / $TICK")" \
+        "$(calc "($(cluster_ticks destination) - $d0) / $TICK")" "$(calc "$(cat "$RUN/cpu.client") / $TICK")" >>"$CPU"
+}
+
+# pg_dump in directory format with 2 jobs (compressed, its default), then pg_restore with
+# 2 jobs into the empty database; both timed.
+contender_dump_restore() {
+    local round=$1 t0 t1 t2
+    rm -rf "$RUN/dump"
+    cpu_mark
+    t0=$(now)
+    "$BIN/pg_dump" -p "$SRC_PORT" -Fd -j 2 -f "$RUN/dump" "$DB"
+    t1=$(now)
+    "$BIN/pg_restore" -p "$DST_PORT" -j 2 -d "$DB" "$RUN/dump"
+    t2=$(now)
+    cpu_client
+    rm -rf "$RUN/dump"
+    phase dump_restore "$round" "pg_dump" "$(calc "$t1 - $t0")"
+    phase dump_restore "$round" "pg_restore" "$(calc "$t2 - $t1")"
+    calc "$t2 - $t0"
+}
+
+# pgcopydb clone (Debian's; it finds pg_dump and pg_restore through PG_CONFIG): schema,
+# 2 COPY jobs, 2 CREATE INDEX jobs, VACUUM ANALYZE, sequences; its work directory in $RUN.
+contender_pgcopydb() {
+    local round=$1 t0 t1
+    rm -rf "$RUN/pgcopydb"
+    cpu_mark
+    t0=$(now)
+    PG_CONFIG=$BIN/pg_config pgcopydb clone \
+        --source "postgresql:///$DB?host=$RUN&port=$SRC_PORT&user=postgres" \
+        --target "postgresql:///$DB?host=$RUN&port=$DST_PORT&user=postgres" \
+        --dir "$RUN/pgcopydb" --table-jobs 2 --index-jobs 2 >"$RUN/pgcopydb.log" 2>&1 ||
+        { log "pgcopydb failed:"; tail -n 30 "$RUN/pgcopydb.log" >&2; exit 1; }
+    t1=$(now)
+    cpu_client
+    rm -rf "$RUN/pgcopydb"
+    calc "$t1 - $t0"
+}
+
+# A subscription to a publication of all tables, with its own initial copy (2 table
+# synchronisation workers, max_sync_workers_per_subscription's default), into the full
+# schema restored beforehand (not timed): from CREATE SUBSCRIPTION until every table is
+# ready ('r'), polled every 20 ms in the server.  Then dropped, with its slot and the
+# publication (made for it alone: the other contenders would copy it).
+contender_subscription() {
+    local round=$1 out
+    "$BIN/pg_restore" -p "$DST_PORT" -d "$DB" "$RUN/schema.dump"
+    src_psql -d "$DB" -c "CREATE PUBLICATION bench_all FOR ALL TABLES"
+    dst_psql -d "$DB" -c CHECKPOINT
+    cpu_mark
+    out=$(dst_psql -d "$DB" -At -c "SET client_min_messages = warning" \
+        -c "SELECT extract(epoch FROM clock_timestamp())" \
+        -c "CREATE SUBSCRIPTION bench_sub CONNECTION 'host=$RUN port=$SRC_PORT dbname=$DB user=postgres'
+                PUBLICATION bench_all WITH (copy_data = true)" \
+        -c "DO \$\$ DECLARE deadline timestamptz := clock_timestamp() + interval '30 min'; BEGIN
+                LOOP
+                    EXIT WHEN EXISTS (SELECT FROM pg_subscription_rel)
+                          AND NOT EXISTS (SELECT FROM pg_subscription_rel WHERE srsubstate <> 'r');
+                    IF clock_timestamp() > deadline THEN RAISE 'the subscription''s tables are not ready'; END IF;
+                    PERFORM pg_sleep(0.02);
+                END LOOP; END \$\$" \
+        -c "SELECT extract(epoch FROM clock_timestamp())" \
+        -c "DROP SUBSCRIPTION bench_sub")
+    cpu_client
+    src_psql -d "$DB" -c "DROP PUBLICATION bench_all"
+    calc "$(sed -n 2p <<<"$out") - $(sed -n 1p <<<"$out")"
+}
+
+# The engine: a one-time job of the database with dump_parallelism LEVEL, timed from
+# dms_start to Completed by the job's history (bench_watch, below, waits for it).
+contender_engine() {
+    local level=$1 round=$2 job
+    job=$(dst_psql -d postgres -At -c "SELECT dms_create_job('bench_${level}_$round', 'one_time', ARRAY['$DB'],
+                                                                '$level', source_server => 'src')")
+    cpu_mark
+    dst_psql -d postgres -At -c "SELECT dms_start($job)" >/dev/null
+    dst_psql -d postgres -At -F '|' -c "SELECT * FROM bench_watch($job)" >"$RUN/watch"
+    cpu_client
+    if ! grep -q '^status||completed$' "$RUN/watch"; then
+        log "engine_$level: the job did not complete:"
+        cat "$RUN/watch" >&2
+        dst_psql -d postgres -c "SELECT * FROM dms_job_progress WHERE job_id = $job" >&2
+        tail -n 20 "$RUN/destination.log" >&2
+        exit 1
+    fi
+    log "  $(awk -F'|' '$1 == "dump_completed" { print $3 }' "$RUN/watch")"
+    # the phases, from the history's events and the states' earliest observed_at
+    awk -F'|' -v c="engine_$level" -v r="$round" '
+        { at[$1] = $2 }
+        function span(name, from, to) {
+            if ((from in at) && (to in at) && at[from] != "" && at[to] != "")
+                printf "%s\t%s\t%s\t%.3f\n", c, r, name, at[to] - at[from]
+        }
+        END {
+            span("preflight (dms_start to schema)", "start", "schema")
+            span("schema: slot, pg_dump, pre-data", "schema", "started")
+            span("wait for the copy", "started", "copying")
+            span("copy of the rows", "copying", "indexing")
+            span("post-data (indexes), sequences", "indexing", "done")
+            span("Completed", "done", "dump_completed")
+            span("total", "start", "dump_completed")
+        }' "$RUN/watch" >>"$PHASES"
+    awk -F'|' -v c="engine_$level" -v r="$round" -v tick="$TICK" '
+        $1 == "worker ticks" { w = $2 } $1 == "program ticks" { p = $2 }
+        END { printf "%s\t%s\t%.2f\t%.2f\n", c, r, w / tick, p / tick }' "$RUN/watch" >>"$WORKER"
+    awk -F'|' '$1 == "start" { s = $2 } $1 == "dump_completed" { printf "%.3f", $2 - s }' "$RUN/watch"
+}
+
+# ---------------------------------------------------------------- the destination's engine
+
+# the extension, the source as a server of the engine's wrapper, and bench_watch(job):
+# waits (polling every 20 ms in the server) until the job has completed or failed, keeping
+# the earliest observed_at of each state its database went through (the engine writes the
+# row when the database enters a state, then every naptime while it copies), and the
+# processor time of the job's worker (its /proc/PID/stat: its own, and that of the
+# pg_dump and pg_restore it ran), as last seen; returns those, the job's history events,
+# and its final status.
+dst_psql -d postgres <<EOF
+CREATE EXTENSION dms_lifecycle;
+CREATE SERVER src FOREIGN DATA WRAPPER dms_lifecycle_connection OPTIONS (host '$RUN', port '$SRC_PORT');
+CREATE USER MAPPING FOR PUBLIC SERVER src OPTIONS (user 'postgres');
+CREATE FUNCTION bench_watch(job bigint) RETURNS TABLE (what text, at float8, note text)
+LANGUAGE plpgsql AS \$\$
+DECLARE
+    seen jsonb := '{}';
+    st text;
+    r record;
+    worker int;
+    stat text[];
+    own bigint;
+    programs bigint;
+    deadline timestamptz := clock_timestamp() + interval '30 min';
+BEGIN
+    LOOP
+        FOR r IN SELECT d.state::text AS s, extract(epoch FROM d.observed_at)::float8 AS t
+                   FROM dms_job_database d WHERE d.job_id = job LOOP
+            IF NOT seen ? r.s OR (seen ->> r.s)::float8 > r.t THEN
+                seen := seen || jsonb_build_object(r.s, r.t);
+            END IF;
+        END LOOP;
+        SELECT a.pid INTO worker FROM pg_stat_activity a WHERE a.application_name = 'dms_lifecycle job ' || job;
+        IF worker IS NOT NULL THEN
+            BEGIN
+                -- the fields after the command's name: utime, stime, cutime, cstime are 12 to 15
+                stat := string_to_array(split_part(pg_read_file('/proc/' || worker || '/stat'), ') ', 2), ' ');
+                own := stat[12]::bigint + stat[13]::bigint;
+                programs := stat[14]::bigint + stat[15]::bigint;
+            EXCEPTION WHEN OTHERS THEN
+                NULL;       -- it has just ended
+            END;
+        END IF;
+        SELECT j.status::text INTO st FROM dms_job j WHERE j.id = job;
+        EXIT WHEN st IS NULL OR st IN ('completed', 'failed') OR clock_timestamp() > deadline;
+        PERFORM pg_sleep(0.02);
+    END LOOP;
+    RETURN QUERY SELECT key, value::text::float8, NULL::text FROM jsonb_each(seen);
+    RETURN QUERY SELECT h.cause, extract(epoch FROM h.occurred_at)::float8, h.message
+                   FROM dms_job_history h WHERE h.job_id = job ORDER BY h.id;
+    RETURN QUERY SELECT 'worker ticks', own::float8, NULL UNION ALL SELECT 'program ticks', programs::float8, NULL;
+    RETURN QUERY SELECT 'status', NULL::float8, coalesce(st, 'deleted');
+END
+\$\$;
+EOF
+
+# ---------------------------------------------------------------- the rounds
+
+for round in $(seq "$ROUNDS"); do
+    n=${#CONTENDERS[@]}
+    for i in $(seq 0 $((n - 1))); do
+        contender=${CONTENDERS[$(((i + round - 1) % n))]}
+        fresh
+        quiet
+        case $contender in
+            engine_*) seconds=$(contender_engine "${contender#engine_}" "$round") ;;
+            *) seconds=$("contender_$contender" "$round") ;;
+        esac
+        cpu_record "$contender" "$round"
+        check "$contender"
+        log "round $round, $(label "$contender"): $seconds s, checked"
+        printf '%s\t%s\t%s\n' "$contender" "$round" "$seconds" >>"$RESULTS"
+        slots=$(src_psql -d postgres -At -c "SELECT count(*) FROM pg_replication_slots")
+        [ "$slots" = 0 ] || { log "$contender left $slots replication slots on the source"; exit 1; }
+    done
+done
+dst_psql -d postgres -c "DROP DATABASE $DB WITH (FORCE)"
+
+# ---------------------------------------------------------------- the report
+
+for contender in "${CONTENDERS[@]}"; do printf '%s\t%s\n' "$contender" "$(label "$contender")"; done >"$RUN/labels.tsv"
+awk -F'\t' -v rounds="$ROUNDS" -v scale="$SCALE" -v cores="$(nproc)" '
+    function median(a, n,    i, j, t) {
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    FILENAME ~ /\/labels\.tsv$/ { order[++contenders] = $1; name[$1] = $2; next }
+    FILENAME ~ /\/results\.tsv$/ { v[$1, ++nv[$1]] = $3; wall[$1, $2] = $3; next }
+    FILENAME ~ /\/cpu\.tsv$/ {
+        k = $1; n = ++nc[k]; src[k, n] = $3; dst[k, n] = $4; cli[k, n] = $5
+        tot[k, n] = $3 + $4 + $5; used[k, n] = wall[k, $2] > 0 ? ($3 + $4 + $5) / wall[k, $2] : 0
+        next
+    }
+    FILENAME ~ /\/worker\.tsv$/ { k = $1; n = ++nw[k]; wown[k, n] = $3; wprog[k, n] = $4; next }
+    FILENAME ~ /\/phases\.tsv$/ { k = $1 SUBSEP $3; if (!(k in np)) porder[$1, ++nphases[$1]] = $3; pv[k, ++np[k]] = $4; next }
+    function med_of(arr, k, n,    j, a) { for (j = 1; j <= n; j++) a[j] = arr[k, j]; return median(a, n) }
+    END {
+        for (i = 1; i <= contenders; i++) {
+            c = order[i]
+            if (!nv[c]) continue
+            med[c] = med_of(v, c, nv[c])
+            best[c] = v[c, 1]; for (j = 2; j <= nv[c]; j++) if (v[c, j] < best[c]) best[c] = v[c, j]
+            if (c !~ /^engine_/ && (fastest == "" || med[c] < med[fastest])) fastest = c
+        }
+        ref = ("engine_optimal" in med) ? "engine_optimal" : ""
+        for (i = 1; i <= contenders && ref == ""; i++) if (order[i] ~ /^engine_/ && (order[i] in med)) ref = order[i]
+        printf "\nA copy of pgbench scale %s and its companions, %s rounds, contenders interleaved, every copy checked\n\n", scale, rounds
+        printf "  %-40s %8s %9s   %s\n", "contender", "best s", "median s", (ref != "" ? "median / " name[ref] : "")
+        for (i = 1; i <= contenders; i++) {
+            c = order[i]
+            if (c in med)
+                printf "  %-40s %8.2f %9.2f   %s\n", name[c], best[c], med[c], (ref != "" ? sprintf("%.2f", med[c] / med[ref]) : "")
+        }
+        if (fastest != "") {
+            printf "\n  the fastest other: %s, median %.2f s\n", name[fastest], med[fastest]
+            for (i = 1; i <= contenders; i++)
+                if (order[i] ~ /^engine_/ && (order[i] in med))
+                    printf "  %-40s %8.2f x its time (median / median: below 1, the engine is faster)\n", name[order[i]], med[order[i]] / med[fastest]
+        }
+        printf "\n  processor time (medians, s): source cluster, destination cluster, client programs; cores busy = all / wall (of %s)\n", cores
+        printf "  %-40s %8s %12s %8s %8s %8s\n", "contender", "source", "destination", "clients", "all", "cores"
+        for (i = 1; i <= contenders; i++) {
+            c = order[i]
+            if (nc[c])
+                printf "  %-40s %8.2f %12.2f %8.2f %8.2f %8.2f\n", name[c], med_of(src, c, nc[c]), med_of(dst, c, nc[c]),
+                    med_of(cli, c, nc[c]), med_of(tot, c, nc[c]), med_of(used, c, nc[c])
+        }
+        for (i = 1; i <= contenders; i++) {
+            c = order[i]
+            if (nw[c])
+                printf "  %s: of its destination time, the job worker itself %.2f s, its pg_dump and pg_restore %.2f s\n",
+                    name[c], med_of(wown, c, nw[c]), med_of(wprog, c, nw[c])
+        }
+        for (i = 1; i <= contenders; i++) {
+            c = order[i]
+            if (!nphases[c]) continue
+            printf "\n  where the time goes, %s (medians, s)\n", name[c]
+            for (j = 1; j <= nphases[c]; j++) {
+                k = c SUBSEP porder[c, j]
+                printf "    %-40s %8.2f\n", porder[c, j], med_of(pv, k, np[k])
+            }
+        }
+    }' "$RUN/labels.tsv" "$RESULTS" "$CPU" "$WORKER" "$PHASES"
