@@ -44,7 +44,11 @@ typedef struct CopyStream
 	PGconn	   *dst;
 	SourceTable *table;			/* NULL when idle */
 	int64		streamed;		/* bytes of COPY text sent for this table */
+	StringInfoData pending;		/* rows read from the source, not yet sent on */
 } CopyStream;
+
+/* Rows go on to the destination in messages of about this size, not one a row. */
+#define COPY_CHUNK 65536
 
 static const int streams_per_level[] = {1, 2, 4};
 
@@ -307,6 +311,28 @@ start_stream(CopyStream *s, SourceTable *t, char **error)
 	return true;
 }
 
+/* Sends the rows read so far to the destination, in one message. */
+static bool
+send_pending(CopyStream *s, char **error)
+{
+	int			r;
+
+	if (s->pending.len == 0)
+		return true;
+	while ((r = PQputCopyData(s->dst, s->pending.data, s->pending.len)) == 0)
+	{
+		remote_wait_socket(s->dst, true, 1000);
+		PQflush(s->dst);
+	}
+	if (r < 0)
+	{
+		*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->dst, NULL));
+		return false;
+	}
+	resetStringInfo(&s->pending);
+	return true;
+}
+
 /*
  * Moves what the source has sent of a stream's table to the destination.
  * Returns 1 if rows moved, 0 if it waits for the source, 2 when the table is
@@ -324,23 +350,17 @@ pump_stream(CopyStream *s, int64 *rows, char **error)
 
 		if (n > 0)
 		{
-			int			r;
-
-			while ((r = PQputCopyData(s->dst, buf, n)) == 0)
-			{
-				remote_wait_socket(s->dst, true, 1000);
-				PQflush(s->dst);
-			}
+			appendBinaryStringInfo(&s->pending, buf, n);
 			PQfreemem(buf);
-			if (r < 0)
-			{
-				*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->dst, NULL));
-				return -1;
-			}
 			s->streamed += n;
 			moved = true;
+			if (s->pending.len >= COPY_CHUNK && !send_pending(s, error))
+				return -1;
 			continue;
 		}
+		/* nothing more to read for now, or the end: what was read goes on */
+		if (!send_pending(s, error))
+			return -1;
 		if (n == 0)
 		{
 			if (!PQconsumeInput(s->src))
@@ -437,6 +457,7 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 	{
 		CopyStream *s = &streams[i];
 
+		initStringInfo(&s->pending);
 		s->src = remote_connect(source, db->name, false, error);
 		if (s->src == NULL ||
 			!remote_command(s->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error) ||
