@@ -48,6 +48,9 @@
 #      go on the source, and the row with them.  (For the moment of the
 #      delete the engine's naptime is a minute, so that the job does not
 #      see its source down first: "Running with errors" refuses a delete.)
+#   6. An error the engine did not expect (here a user's CHECK constraint
+#      on its table) reaches the job: the start fails with its text, not
+#      only in the server log; without the constraint, a restart migrates.
 #
 # After every story, nothing of its job is left on either server.
 
@@ -426,6 +429,31 @@ is(join("\n", wait_for_takedown($source, $dest, $depot, 60)),
 	'', "$what: the source back, the slot and publications go, and the row with them");
 is($source->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots}),
 	'0', "$what: no slot is left on the source");
+
+# ---------------------------------------------------------------------
+# 6. An error the engine did not expect is told to the job
+# ---------------------------------------------------------------------
+
+# A user's CHECK constraint on the engine's table makes its writes for
+# depot fail: the start fails with the error's text (not only in the server
+# log), and once the constraint is gone a restart migrates the database.
+$what = 'unexpected error';
+$dest->safe_psql('postgres', q{DROP DATABASE IF EXISTS depot WITH (FORCE)});
+$dest->safe_psql('postgres',
+	q{ALTER TABLE dms_job_database ADD CONSTRAINT no_depot CHECK (database_name <> 'depot') NOT VALID});
+my $odd = create_job($dest, 'depot again', 'continuous', ['depot']);
+is(operator($dest, "SELECT dms_start($odd)"), 'starting', "$what: alice starts a job of depot");
+ok(wait_for_job($dest, $odd, 'failed', 'full_dump'), "$what: the job fails in the full dump");
+like(
+	$dest->safe_psql('postgres', "SELECT error_message FROM dms_job WHERE id = $odd"),
+	qr/^the engine met an unexpected error: new row for relation "dms_job_database" violates check constraint "no_depot"/,
+	"$what: its message is the error, from the engine");
+$dest->safe_psql('postgres', q{ALTER TABLE dms_job_database DROP CONSTRAINT no_depot});
+$dest->safe_psql('postgres', q{DROP DATABASE IF EXISTS depot WITH (FORCE)});
+is(operator($dest, "SELECT dms_restart($odd)"), 'restarting', "$what: without the constraint, alice restarts it");
+ok(wait_for_job($dest, $odd, 'running', 'cdc'), "$what: ... and it reaches Running (CDC)");
+is(operator($dest, "SELECT dms_delete($odd)"), 't', "$what: alice deletes it");
+is(join("\n", wait_for_takedown($source, $dest, $odd)), '', "$what: the engine takes down what it made");
 
 is(join("\n", wait_for_nothing_left($source, $dest)), '', 'nothing is left behind by any job');
 

@@ -625,6 +625,39 @@ job_turn(void)
 	return active;
 }
 
+/*
+ * Tells the job about an error its worker did not expect, so that a person
+ * sees it in dms_job_overview rather than only in the server log: a start
+ * fails with it, a running job goes "Running with errors" (once: the same
+ * error again changes nothing).  Nothing here may fail the worker again.
+ */
+static void
+report_unexpected(const char *message)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		EngineJob	job;
+		char	   *text = psprintf("the engine met an unexpected error: %s", message);
+
+		if (engine_read_job(job_id, &job))
+		{
+			if (job.status == ST_STARTING || job.status == ST_RESTARTING)
+				engine_report(job_id, "failed", text, NULL);
+			else if (job.status == ST_RUNNING && job.phase != PH_PROMOTE_IN_PROGRESS)
+				engine_report(job_id, "error", text, NULL);
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+}
+
 void
 dms_engine_job_main(Datum arg)
 {
@@ -685,14 +718,19 @@ dms_engine_job_main(Datum arg)
 		PG_CATCH();
 		{
 			/*
-			 * An error the steps did not expect: logged, then the worker
-			 * ends after a pause and the manager starts another, which goes
-			 * on from what both servers hold.
+			 * An error the steps did not expect: logged, told to the job,
+			 * then the worker ends after a pause and the manager starts
+			 * another, which goes on from what both servers hold.
 			 */
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(turn_context);
+			edata = CopyErrorData();
 			EmitErrorReport();
 			AbortOutOfAnyTransaction();
 			FlushErrorState();
 			MemoryContextSwitchTo(turn_context);
+			report_unexpected(edata->message);
 			engine_wait(Max(10000L, 10L * engine_naptime_ms));
 			proc_exit(1);
 		}
