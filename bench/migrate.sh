@@ -14,6 +14,8 @@ SCALE=${SCALE:-20}
 ROUNDS=${ROUNDS:-3}
 SRC_PORT=${SRC_PORT:-5701}
 DST_PORT=${DST_PORT:-5702}
+CDC_SECONDS=${CDC_SECONDS:-60}
+read -r -a WORKLOADS <<<"${WORKLOADS:-dump cdc cutover}"
 read -r -a CONTENDERS <<<"${CONTENDERS:-dump_restore pgcopydb subscription engine_min engine_optimal engine_max}"
 DB=bench                         # the source database, and its copy's name on the destination
 RESULTS=$RUN/results.tsv         # contender, round, seconds
@@ -26,6 +28,7 @@ WORKER=$RUN/worker.tsv           # engine contender, round, CPU seconds: job wor
 : >"$WORKER"
 export PGUSER=postgres PGHOST=$RUN PGOPTIONS='-c client_min_messages=warning'
 
+wl() { [[ " ${WORKLOADS[*]} " == *" $1 "* ]]; }   # whether workload $1 runs
 log() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
@@ -81,7 +84,9 @@ done
 
 # ---------------------------------------------------------------- the data set
 
-log "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), $(nproc) cores; scale $SCALE, $ROUNDS rounds"
+log "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), $(nproc) cores; workloads ${WORKLOADS[*]}; scale $SCALE"
+if wl dump; then  # the dump's data set (the other workloads make their own)
+log "the dump: $ROUNDS rounds"
 log "the source: pgbench scale $SCALE, a table with 2 secondary indexes, a table without a primary key, sequences"
 src_psql -d postgres -c "CREATE DATABASE $DB"
 "$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" "$DB" >"$RUN/pgbench-init.log" 2>&1 ||
@@ -127,6 +132,7 @@ src_psql -d "$DB" -At -c "$check_sql" >"$RUN/source.check"
 log "what each copy must equal (rows and checksum per table, counts, sequences):"
 while read -r line; do log "  $line"; done <"$RUN/source.check"
 "$BIN/pg_dump" -p "$SRC_PORT" --schema-only -Fc -f "$RUN/schema.dump" "$DB"   # the subscription's schema
+fi
 
 # check CONTENDER: the destination's copy against the source; a difference ends the run.
 # PostgreSQL's subscriptions do not copy sequences: the subscription's check skips them.
@@ -366,8 +372,9 @@ END
 \$\$;
 EOF
 
-# ---------------------------------------------------------------- the rounds
+# ---------------------------------------------------------------- the rounds of the dump
 
+workload_dump() {
 for round in $(seq "$ROUNDS"); do
     n=${#CONTENDERS[@]}
     for i in $(seq 0 $((n - 1))); do
@@ -453,3 +460,222 @@ awk -F'\t' -v rounds="$ROUNDS" -v scale="$SCALE" -v cores="$(nproc)" '
             }
         }
     }' "$RUN/labels.tsv" "$RESULTS" "$CPU" "$WORKER" "$PHASES"
+}
+
+# ---------------------------------------------------------------- continuous jobs
+
+# wait_job JOB STATUS [PHASE]: waits (polling every 50 ms in the server, for at most 30
+# minutes) until the job has STATUS (and PHASE), and with phase cdc every database of it
+# streams; a failure, errors or the timeout end the run.
+wait_job() {
+    local cond="status = '$2'"
+    [ -n "${3:-}" ] && cond="$cond AND phase = '$3'"
+    [ "${3:-}" = cdc ] && cond="$cond AND NOT EXISTS (SELECT FROM dms_job_database d WHERE d.job_id = $1 AND d.state <> 'streaming')"
+    dst_psql -d postgres -c "DO \$\$ DECLARE deadline timestamptz := clock_timestamp() + interval '30 min'; BEGIN
+        LOOP
+            EXIT WHEN EXISTS (SELECT FROM dms_job WHERE id = $1 AND $cond);
+            IF clock_timestamp() > deadline OR EXISTS (SELECT FROM dms_job WHERE id = $1
+                                                        AND status IN ('failed', 'running_with_errors')) THEN
+                RAISE 'job $1 did not reach $2 ${3:-}: %', (SELECT status || ' ' || coalesce(error_message, '') FROM dms_job WHERE id = $1);
+            END IF;
+            PERFORM pg_sleep(0.05);
+        END LOOP; END \$\$" ||
+        { dst_psql -d postgres -c "SELECT * FROM dms_job_progress WHERE job_id = $1" >&2
+          tail -n 20 "$RUN/destination.log" >&2; exit 1; }
+}
+
+# continuous_job NAME DB...: empty databases of those names on the destination, a
+# continuous job of them (dump_parallelism optimal) started and waited for until it is
+# Running (CDC) with every database streaming; prints its id.
+continuous_job() {
+    local name=$1 db job list
+    shift
+    list=$(printf "'%s'," "$@")
+    for db in "$@"; do
+        dst_psql -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db TEMPLATE template0"
+    done
+    job=$(dst_psql -d postgres -At -c "SELECT dms_create_job('$name', 'continuous', ARRAY[${list%,}],
+                                                            'optimal', source_server => 'src')")
+    dst_psql -d postgres -At -c "SELECT dms_start($job)" >/dev/null
+    wait_job "$job" running cdc
+    echo "$job"
+}
+
+# after_promotion JOB DB...: the promoted job leaves no slot; the source databases made
+# writable again (the promotion's fence leaves them read-only), the copies dropped.
+after_promotion() {
+    local job=$1 db slots
+    shift
+    slots=$(src_psql -d postgres -At -c "SELECT count(*) FROM pg_replication_slots")
+    [ "$slots" = 0 ] || { log "job $job left $slots replication slots on the source"; exit 1; }
+    for db in "$@"; do
+        src_psql -d postgres -c "ALTER DATABASE $db RESET default_transaction_read_only"
+        dst_psql -d postgres -c "DROP DATABASE $db WITH (FORCE)"
+    done
+}
+
+# percentiles: of the numbers on stdin, their count, median, 99th percentile (nearest
+# rank) and maximum
+percentiles() {
+    sort -g | awk '{ v[++n] = $1 } END {
+        if (!n) { print "0 - - -"; exit }
+        p = int(0.99 * n + 0.999); if (p < 1) p = 1
+        printf "%d %.3f %.3f %.3f\n", n, n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2, v[p], v[n] }'
+}
+
+# ---------------------------------------------------------------- CDC under load
+
+# pgbench -c 4 on the source's database cdc (pgbench at SCALE, and cdc_clock) for
+# CDC_SECONDS, first with no migration, then with a continuous job of it in CDC, then
+# (the job promoted) with none again.  Both
+# times a session writes a row of cdc_clock every 100 ms (its clock_timestamp(), committed
+# at once); with the job, a session on the destination looks for new rows every 10 ms and
+# notes destination clock_timestamp() - the row's time when one appears, and another reads
+# dms_job_progress's lag_bytes and lag every 100 ms.
+clock_writer() {
+    src_psql -d cdc -c "DO \$\$ DECLARE until timestamptz := clock_timestamp() + interval '$CDC_SECONDS s'; BEGIN
+        WHILE clock_timestamp() < until LOOP
+            INSERT INTO cdc_clock (at) VALUES (clock_timestamp());
+            COMMIT;
+            PERFORM pg_sleep(0.1);
+        END LOOP;
+        INSERT INTO cdc_clock (at, final) VALUES (clock_timestamp(), true);
+    END \$\$"
+}
+clock_reader() {
+    dst_psql -d cdc -c "SET client_min_messages = notice" -c "DO \$\$ DECLARE
+        deadline timestamptz := clock_timestamp() + interval '$CDC_SECONDS s' + interval '5 min';
+        seen bigint := coalesce((SELECT max(id) FROM cdc_clock), 0);
+        finished boolean := false;
+        r record;
+    BEGIN
+        WHILE NOT finished AND clock_timestamp() < deadline LOOP
+            FOR r IN SELECT id, extract(epoch FROM clock_timestamp() - at) AS lag, final FROM cdc_clock
+                      WHERE id > seen ORDER BY id LOOP
+                IF NOT r.final THEN RAISE NOTICE 'clock % %', r.id, r.lag; END IF;
+                seen := r.id;
+                finished := r.final;
+            END LOOP;
+            PERFORM pg_sleep(0.01);
+        END LOOP;
+    END \$\$" 2>&1 | awk '$2 == "clock" { print $4 }'
+}
+progress_reader() {
+    dst_psql -d postgres -c "SET client_min_messages = notice" -c "DO \$\$ DECLARE
+        until timestamptz := clock_timestamp() + interval '$CDC_SECONDS s';
+        r record;
+    BEGIN
+        WHILE clock_timestamp() < until LOOP
+            FOR r IN SELECT lag_bytes, extract(epoch FROM lag) AS lag FROM dms_job_progress WHERE job_id = $1 LOOP
+                RAISE NOTICE 'progress % %', r.lag_bytes, coalesce(r.lag::text, '-');
+            END LOOP;
+            PERFORM pg_sleep(0.1);
+        END LOOP;
+    END \$\$" 2>&1 | awk '$2 == "progress" { print $3, $4 }'
+}
+# load: pgbench -c 4 for CDC_SECONDS on the source's cdc, the clock writer beside it;
+# prints pgbench's transactions per second
+load() {
+    clock_writer &
+    local writer=$!
+    "$BIN/pgbench" -n -c 4 -T "$CDC_SECONDS" -p "$SRC_PORT" cdc >"$RUN/pgbench-$1.log" 2>&1 ||
+        { cat "$RUN/pgbench-$1.log" >&2; exit 1; }
+    wait "$writer"
+    awk '/^tps = / { printf "%.1f", $3 }' "$RUN/pgbench-$1.log"
+}
+
+workload_cdc() {
+    local job tps0 tps1 tps2 pprog preader
+    log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s without and with a job in CDC"
+    src_psql -d postgres -c "CREATE DATABASE cdc"
+    "$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" cdc >"$RUN/pgbench-init-cdc.log" 2>&1 ||
+        { cat "$RUN/pgbench-init-cdc.log"; exit 1; }
+    src_psql -d cdc -c "CREATE TABLE cdc_clock (id bigserial PRIMARY KEY, at timestamptz NOT NULL, final boolean NOT NULL DEFAULT false)" \
+        -c "VACUUM ANALYZE" -c CHECKPOINT
+    tps0=$(load without)
+    log "  without a migration: $tps0 tps"
+    src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT
+    job=$(continuous_job bench_cdc cdc)
+    log "  job $job in CDC; the same load"
+    progress_reader "$job" >"$RUN/cdc-progress" &
+    pprog=$!
+    clock_reader >"$RUN/cdc-clock" &
+    preader=$!
+    tps1=$(load with)
+    wait "$pprog" "$preader"
+    log "  with the job streaming: $tps1 tps"
+    dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
+    wait_job "$job" completed
+    after_promotion "$job" cdc
+    src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT
+    tps2=$(load after)
+    log "  without a migration again, after the job: $tps2 tps"
+    src_psql -d postgres -c "DROP DATABASE cdc WITH (FORCE)"
+    local written clock bytes secs
+    read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock")"
+    read -r -a bytes <<<"$(awk '$1 >= 0 { print $1 }' "$RUN/cdc-progress" | percentiles)"
+    read -r -a secs <<<"$(awk '$2 != "-" { print $2 }' "$RUN/cdc-progress" | percentiles)"
+    written=$(grep -c . "$RUN/cdc-clock" || true)
+    printf '\nCDC: pgbench -c 4 on the source (scale %s) for %s s, a job of it in CDC\n\n' "$SCALE" "$CDC_SECONDS"
+    printf '  %-64s %8s %10s %10s %10s\n' "lag" "samples" "median" "p99" "max"
+    printf '  %-64s %8s %10s %10s %10s\n' "measured: a row every 100 ms, destination now() - its time, s" "${clock[@]}"
+    printf '  %-64s %8s %10s %10s %10s\n' "dms_job_progress.lag (replay_lag), read every 100 ms, s" "${secs[@]}"
+    printf '  %-64s %8s %10.0f %10.0f %10.0f\n' "dms_job_progress.lag_bytes, read every 100 ms, bytes" "${bytes[@]}"
+    printf '\n  the source, pgbench -c 4, tps: %s and %s without a migration (before the job and after it), %s with the job streaming\n' \
+        "$tps0" "$tps2" "$tps1"
+    printf '  with the job: %s x the mean without\n' "$(calc "$tps1 / (($tps0 + $tps2) / 2)")"
+}
+
+# ---------------------------------------------------------------- the cutover
+
+# 3 source databases at pgbench scale SCALE, quiet; for verify = count, then checksum
+# (ALTER SYSTEM and pg_reload_conf on the destination): a continuous job of the three
+# waited for in CDC, then from dms_promote to Completed, by the job's history (the
+# promote and promoted rows).
+workload_cutover() {
+    local dbs=(cut1 cut2 cut3) db bytes verify job out
+    log "cutover: ${dbs[*]}, pgbench scale $SCALE each"
+    for db in "${dbs[@]}"; do
+        src_psql -d postgres -c "CREATE DATABASE $db"
+        "$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" "$db" >"$RUN/pgbench-init-$db.log" 2>&1 ||
+            { cat "$RUN/pgbench-init-$db.log"; exit 1; }
+        src_psql -d "$db" -c "VACUUM ANALYZE"
+    done
+    bytes=$(src_psql -d postgres -At -c "SELECT sum(pg_database_size(datname)) FROM pg_database WHERE datname IN ('cut1', 'cut2', 'cut3')")
+    log "  $(calc "$bytes / 1e9") GB in all (pg_database_size)"
+    : >"$RUN/cutover.tsv"
+    for verify in count checksum; do
+        dst_psql -d postgres -c "ALTER SYSTEM SET dms_lifecycle.verify = $verify" -c "SELECT pg_reload_conf()" >/dev/null
+        job=$(continuous_job "bench_cutover_$verify" "${dbs[@]}")
+        src_psql -d postgres -c CHECKPOINT
+        dst_psql -d postgres -c CHECKPOINT
+        sleep 1
+        dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
+        wait_job "$job" completed
+        out=$(dst_psql -d postgres -At -c "SELECT extract(epoch FROM max(occurred_at) FILTER (WHERE cause = 'promoted'))
+                                                 - extract(epoch FROM max(occurred_at) FILTER (WHERE cause = 'promote'))
+                                             FROM dms_job_history WHERE job_id = $job")
+        log "  verify = $verify: $(calc "$out") s from dms_promote to Completed"
+        printf '%s\t%s\n' "$verify" "$out" >>"$RUN/cutover.tsv"
+        after_promotion "$job" "${dbs[@]}"
+    done
+    dst_psql -d postgres -c "ALTER SYSTEM RESET dms_lifecycle.verify" -c "SELECT pg_reload_conf()" >/dev/null
+    for db in "${dbs[@]}"; do src_psql -d postgres -c "DROP DATABASE $db WITH (FORCE)"; done
+    printf '\nCutover: 3 databases at pgbench scale %s (%s GB), the source quiet, dms_promote to Completed\n\n' "$SCALE" "$(calc "$bytes / 1e9")"
+    printf '  %-20s %10s %10s\n' "verify" "s" "s per GB"
+    while IFS=$'\t' read -r verify out; do
+        printf '  %-20s %10.2f %10.2f\n' "$verify" "$out" "$(calc "$out / ($bytes / 1e9)")"
+    done <"$RUN/cutover.tsv"
+}
+
+# ---------------------------------------------------------------- the workloads
+
+for w in "${WORKLOADS[@]}"; do
+    case $w in
+        dump|cdc|cutover) ;;
+        *) log "unknown workload $w (dump, cdc, cutover)"; exit 1 ;;
+    esac
+done
+for w in dump cdc cutover; do
+    if wl "$w"; then "workload_$w"; fi
+done
