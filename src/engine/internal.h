@@ -54,10 +54,10 @@ extern void engine_forget_apply_errors(Oid subid);
 extern void engine_register_launcher(void);
 extern PGDLLEXPORT void dms_engine_launcher_main(Datum arg);
 extern PGDLLEXPORT void dms_engine_manager_main(Datum arg);
+extern bool engine_wait(long timeout_ms);
 
 /* worker.c */
 extern PGDLLEXPORT void dms_engine_job_main(Datum arg);
-extern bool engine_wait(long timeout_ms);
 
 /*
  * remote.c: libpq connections that wait on the worker's latch, so that a

@@ -464,6 +464,19 @@ watch_databases(EngineJob *job)
 		engine_report(job_id, "errors_cleared", NULL, NULL);
 }
 
+/* Whether the apply worker of every database in that state runs (or none does). */
+static bool
+apply_workers_are(DatabaseState state, bool running)
+{
+	ListCell   *lc;
+
+	foreach(lc, databases)
+		if (((EngineDatabase *) lfirst(lc))->state == state &&
+			stream_worker_running(job_id, lfirst(lc)) != running)
+			return false;
+	return true;
+}
+
 static void
 stop_job(EngineJob *job)
 {
@@ -482,11 +495,8 @@ stop_job(EngineJob *job)
 		}
 	}
 	/* stopped once no apply worker holds a slot any more (the next turn looks again) */
-	foreach(lc, databases)
-		if (((EngineDatabase *) lfirst(lc))->state == DB_STOPPED &&
-			stream_worker_running(job_id, lfirst(lc)))
-			return;
-	engine_report(job_id, "stopped", NULL, NULL);
+	if (apply_workers_are(DB_STOPPED, false))
+		engine_report(job_id, "stopped", NULL, NULL);
 }
 
 static void
@@ -512,11 +522,8 @@ resume_job(EngineJob *job)
 		engine_save_database(job_id, db);
 	}
 	/* resumed once every database's apply worker runs again (the next turn looks again) */
-	foreach(lc, databases)
-		if (((EngineDatabase *) lfirst(lc))->state == DB_STREAMING &&
-			!stream_worker_running(job_id, lfirst(lc)))
-			return;
-	engine_report(job_id, "resumed", NULL, NULL);
+	if (apply_workers_are(DB_STREAMING, true))
+		engine_report(job_id, "resumed", NULL, NULL);
 }
 
 static void
