@@ -26,6 +26,7 @@ OBJS = \
 	src/engine/preflight.o \
 	src/engine/copy.o \
 	src/engine/stream.o \
+	src/engine/lag.o \
 	src/engine/promote.o
 
 DATA = $(wildcard sql/dms_lifecycle--*.sql)

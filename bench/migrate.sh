@@ -526,14 +526,35 @@ percentiles() {
 # ---------------------------------------------------------------- CDC under load
 
 # pgbench -c 4 on the source's database cdc (pgbench at SCALE, and cdc_clock) for
-# CDC_SECONDS, first with no migration, then with a continuous job of it in CDC, then
-# (the job promoted) with none again.  Both
-# times a session writes a row of cdc_clock every 100 ms (its clock_timestamp(), committed
-# at once); with the job, a session on the destination looks for new rows every 10 ms and
-# notes destination clock_timestamp() - the row's time when one appears, and another reads
-# dms_job_progress's lag_bytes and lag every 100 ms.
+# CDC_SECONDS at a time, CDC_ROUNDS times with no migration and with a continuous job of
+# it in CDC, alternately, and once more without at the end: each run with the job is
+# bracketed by two without, against drift on a shared machine.  Beside every run a
+# session writes a row of cdc_clock every 100 ms (its clock_timestamp(), committed at
+# once); with the job, a session on the destination looks for new rows every 10 ms and
+# notes destination clock_timestamp() - the row's time when one appears, and another
+# reads dms_job_progress's lag_bytes and lag every 100 ms.
+#
+# With CDC_PIN=1 (the default on 2 cores or more) the source cluster and its clients
+# (pgbench, the clock's writer) run on processor 0 and the destination cluster on
+# processor 1, as two servers would: what the job costs the source is then the source's
+# own work for it (its WAL sender), not the destination's work competing for the same
+# processors.  CDC_PIN=0 shares both processors among everything.
+CDC_ROUNDS=${CDC_ROUNDS:-3}
+CDC_PIN=${CDC_PIN:-$(( $(nproc) >= 2 ? 1 : 0 ))}
+SOURCE_CPU=all
+DESTINATION_CPU=all
+
+# pin CLUSTER CPUS: the cluster's postmaster and every process it has started run on CPUS
+# (those it starts later inherit it).
+pin() {
+    local pm
+    pm=$(head -n 1 "$RUN/$1/postmaster.pid")
+    for pid in $pm $(pgrep -P "$pm"); do taskset -a -p -c "$2" "$pid" >/dev/null 2>&1 || true; done
+}
+on() { if [ "$1" = all ]; then shift; "$@"; else local c=$1; shift; taskset -c "$c" "$@"; fi; }
+
 clock_writer() {
-    src_psql -d cdc -c "DO \$\$ DECLARE until timestamptz := clock_timestamp() + interval '$CDC_SECONDS s'; BEGIN
+    on "$SOURCE_CPU" "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -p "$SRC_PORT" -d cdc -c "DO \$\$ DECLARE until timestamptz := clock_timestamp() + interval '$CDC_SECONDS s'; BEGIN
         WHILE clock_timestamp() < until LOOP
             INSERT INTO cdc_clock (at) VALUES (clock_timestamp());
             COMMIT;
@@ -573,57 +594,84 @@ progress_reader() {
         END LOOP;
     END \$\$" 2>&1 | awk '$2 == "progress" { print $3, $4 }'
 }
-# load: pgbench -c 4 for CDC_SECONDS on the source's cdc, the clock writer beside it;
+# load NAME: pgbench -c 4 for CDC_SECONDS on the source's cdc, the clock writer beside it;
 # prints pgbench's transactions per second
 load() {
     clock_writer &
     local writer=$!
-    "$BIN/pgbench" -n -c 4 -T "$CDC_SECONDS" -p "$SRC_PORT" cdc >"$RUN/pgbench-$1.log" 2>&1 ||
+    on "$SOURCE_CPU" "$BIN/pgbench" -n -c 4 -T "$CDC_SECONDS" -p "$SRC_PORT" cdc >"$RUN/pgbench-$1.log" 2>&1 ||
         { cat "$RUN/pgbench-$1.log" >&2; exit 1; }
     wait "$writer"
     awk '/^tps = / { printf "%.1f", $3 }' "$RUN/pgbench-$1.log"
 }
+# quiet_source: the source vacuumed and checkpointed before a run, as for the first
+quiet_source() { src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT; }
 
 workload_cdc() {
-    local job tps0 tps1 tps2 pprog preader
-    log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s without and with a job in CDC"
+    local job round pprog preader without=() with=() ratios=()
+    log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s, $CDC_ROUNDS rounds without and with a job in CDC"
+    if [ "$CDC_PIN" = 1 ]; then
+        SOURCE_CPU=0
+        DESTINATION_CPU=1
+        pin source "$SOURCE_CPU"
+        pin destination "$DESTINATION_CPU"
+        log "  the source cluster and its clients on processor $SOURCE_CPU, the destination cluster on processor $DESTINATION_CPU"
+    fi
     src_psql -d postgres -c "CREATE DATABASE cdc"
-    "$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" cdc >"$RUN/pgbench-init-cdc.log" 2>&1 ||
+    on "$SOURCE_CPU" "$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" cdc >"$RUN/pgbench-init-cdc.log" 2>&1 ||
         { cat "$RUN/pgbench-init-cdc.log"; exit 1; }
-    src_psql -d cdc -c "CREATE TABLE cdc_clock (id bigserial PRIMARY KEY, at timestamptz NOT NULL, final boolean NOT NULL DEFAULT false)" \
-        -c "VACUUM ANALYZE" -c CHECKPOINT
-    tps0=$(load without)
-    log "  without a migration: $tps0 tps"
-    src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT
-    job=$(continuous_job bench_cdc cdc)
-    log "  job $job in CDC; the same load"
-    progress_reader "$job" >"$RUN/cdc-progress" &
-    pprog=$!
-    clock_reader >"$RUN/cdc-clock" &
-    preader=$!
-    tps1=$(load with)
-    wait "$pprog" "$preader"
-    log "  with the job streaming: $tps1 tps"
-    dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
-    wait_job "$job" completed
-    after_promotion "$job" cdc
-    src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT
-    tps2=$(load after)
-    log "  without a migration again, after the job: $tps2 tps"
+    src_psql -d cdc -c "CREATE TABLE cdc_clock (id bigserial PRIMARY KEY, at timestamptz NOT NULL, final boolean NOT NULL DEFAULT false)"
+    : >"$RUN/cdc-clock"
+    : >"$RUN/cdc-progress"
+    : >"$RUN/cdc-rounds"
+    quiet_source
+    without+=("$(load without-1)")
+    log "  without a migration: ${without[0]} tps"
+    for round in $(seq "$CDC_ROUNDS"); do
+        quiet_source
+        job=$(continuous_job "bench_cdc_$round" cdc)
+        log "  round $round: job $job in CDC; the same load"
+        progress_reader "$job" >"$RUN/cdc-progress-$round" &
+        pprog=$!
+        clock_reader >"$RUN/cdc-clock-$round" &
+        preader=$!
+        with+=("$(load "with-$round")")
+        wait "$pprog" "$preader"
+        dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
+        wait_job "$job" completed
+        after_promotion "$job" cdc
+        quiet_source
+        without+=("$(load "without-$((round + 1))")")
+        ratios+=("$(calc "${with[-1]} / ((${without[-2]} + ${without[-1]}) / 2)")")
+        local clock
+        read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock-$round")"
+        log "  round $round: with the job ${with[-1]} tps, without ${without[-1]} tps after it; ratio ${ratios[-1]}; lag measured median ${clock[1]} s, p99 ${clock[2]} s"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "${without[-2]}" "${with[-1]}" "${without[-1]}" "${ratios[-1]}" "${clock[2]}" >>"$RUN/cdc-rounds"
+        cat "$RUN/cdc-clock-$round" >>"$RUN/cdc-clock"
+        cat "$RUN/cdc-progress-$round" >>"$RUN/cdc-progress"
+    done
     src_psql -d postgres -c "DROP DATABASE cdc WITH (FORCE)"
-    local written clock bytes secs
+    if [ "$CDC_PIN" = 1 ]; then
+        pin source "0-$(($(nproc) - 1))"
+        pin destination "0-$(($(nproc) - 1))"
+        SOURCE_CPU=all
+        DESTINATION_CPU=all
+    fi
+    local clock bytes secs
     read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock")"
     read -r -a bytes <<<"$(awk '$1 >= 0 { print $1 }' "$RUN/cdc-progress" | percentiles)"
     read -r -a secs <<<"$(awk '$2 != "-" { print $2 }' "$RUN/cdc-progress" | percentiles)"
-    written=$(grep -c . "$RUN/cdc-clock" || true)
-    printf '\nCDC: pgbench -c 4 on the source (scale %s) for %s s, a job of it in CDC\n\n' "$SCALE" "$CDC_SECONDS"
-    printf '  %-64s %8s %10s %10s %10s\n' "lag" "samples" "median" "p99" "max"
+    printf '\nCDC: pgbench -c 4 on the source (scale %s), %s s a run, %s rounds; %s\n\n' "$SCALE" "$CDC_SECONDS" "$CDC_ROUNDS" \
+        "$([ "$CDC_PIN" = 1 ] && echo "source and its clients on processor 0, destination on 1" || echo "both clusters share every processor")"
+    printf '  %-64s %8s %10s %10s %10s\n' "lag, every round together" "samples" "median" "p99" "max"
     printf '  %-64s %8s %10s %10s %10s\n' "measured: a row every 100 ms, destination now() - its time, s" "${clock[@]}"
-    printf '  %-64s %8s %10s %10s %10s\n' "dms_job_progress.lag (replay_lag), read every 100 ms, s" "${secs[@]}"
+    printf '  %-64s %8s %10s %10s %10s\n' "dms_job_progress.lag, read every 100 ms, s" "${secs[@]}"
     printf '  %-64s %8s %10.0f %10.0f %10.0f\n' "dms_job_progress.lag_bytes, read every 100 ms, bytes" "${bytes[@]}"
-    printf '\n  the source, pgbench -c 4, tps: %s and %s without a migration (before the job and after it), %s with the job streaming\n' \
-        "$tps0" "$tps2" "$tps1"
-    printf '  with the job: %s x the mean without\n' "$(calc "$tps1 / (($tps0 + $tps2) / 2)")"
+    printf '\n  the source, pgbench -c 4, tps by round: without before, with the job, without after, with / mean without; p99 lag measured\n'
+    while IFS=$'\t' read -r round before during after ratio p99; do
+        printf '  round %-3s %10s %10s %10s %8s %8s s\n' "$round" "$before" "$during" "$after" "$ratio" "$p99"
+    done <"$RUN/cdc-rounds"
+    printf '  with the job: median %s x the mean without\n' "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[++n] = $1 } END { print n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }')"
 }
 
 # ---------------------------------------------------------------- the cutover

@@ -102,6 +102,29 @@ while (time < $cdc_until)
 my @lag = map { $_->{lag_bytes} // 0 } map { @{ $_->{progress} } } @samples;
 my $max_lag = (sort { $b <=> $a } @lag)[0] // 0;
 
+# The lag in time is how long ago the source was where the destination has
+# applied to.  A session on the destination holds a lock that bank1's
+# changes wait for: while pgbench goes on writing there, bank1's lag grows
+# second by second, and falls back once the lock is released.
+my $bank1_lag = qq{SELECT coalesce(extract(epoch FROM lag), -1) || ' ' || lag_bytes
+  FROM dms_job_progress WHERE job_id = $job AND database_name = 'bank1'};
+my $blocker = session_start($dest, 'bank1',
+	'BEGIN; LOCK TABLE pgbench_accounts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT');
+my ($held_lag, $held_bytes) = (0, 0);
+my $held_until = time + 4.5;
+while (time < $held_until)
+{
+	($held_lag, $held_bytes) = split / /, $dest->safe_psql('postgres', $bank1_lag);
+	last if $held_lag >= 2;
+	usleep(100_000);
+}
+ok($held_lag >= 2 && $held_bytes > 0,
+	"while bank1's changes wait for a lock on the destination, its lag grows (seen $held_lag s, $held_bytes bytes)");
+session_end($blocker);
+ok( $dest->poll_query_until(
+		'postgres', "SELECT extract(epoch FROM lag) < 1 FROM dms_job_progress WHERE job_id = $job AND database_name = 'bank1'"),
+	'... and falls back below a second once the lock is released');
+
 # A client connected to bank3 before the promotion, in a long query: the
 # fence ends it (ENGINE.md 4), since it would keep writing.
 my $sleeper = session_start($source, 'bank3', 'SELECT pg_sleep(170)');

@@ -127,6 +127,21 @@ typedef enum DatabaseState
 
 extern const char *const database_state_names[N_DB_STATE];
 
+/* lag.c: the source's WAL position, noted with its clock at each observation */
+#define LAG_NOTES 128
+
+typedef struct LagNote
+{
+	uint64		lsn;
+	double		at;				/* the source's clock, seconds since the epoch */
+} LagNote;
+
+typedef struct LagClock
+{
+	int			count;
+	LagNote		notes[LAG_NOTES];
+} LagClock;
+
 typedef struct EngineDatabase
 {
 	char	   *name;
@@ -148,10 +163,14 @@ typedef struct EngineDatabase
 	TimestampTz error_since;
 	TimestampTz last_error_at;
 	bool		progress_dirty;
+	LagClock	lag_clock;
 	PGconn	   *exporter;		/* the replication connection holding the snapshot */
 	char	   *snapshot;		/* the exported snapshot, while exporter lives */
 	List	   *tables;			/* SourceTable *, read in the snapshot */
 } EngineDatabase;
+
+extern void lag_observe(EngineDatabase *db, uint64 source_lsn, double source_at,
+						uint64 applied_lsn, double fallback_seconds);
 
 /* catalog.c (engine): reading the job, the engine's rows, and reporting */
 extern void engine_begin(void);

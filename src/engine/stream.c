@@ -287,6 +287,33 @@ stream_worker_running(int64 job_id, EngineDatabase *db)
 	return running;
 }
 
+/*
+ * How far the subscription has applied the source's WAL: its replication
+ * origin's position, which moves at each applied commit (0 if unknown).
+ */
+static uint64
+subscription_applied(Oid subid)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(psprintf("pg_%u", subid));
+	uint64		applied = 0;
+
+	engine_begin();
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_wal_lsn_diff(remote_lsn, '0/0')::bigint "
+							  "FROM pg_catalog.pg_replication_origin_status WHERE external_id = $1",
+							  1, &argtype, &arg, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			applied = (uint64) DatumGetInt64(value);
+	}
+	engine_commit();
+	return applied;
+}
+
 /* One connection to the source per job for watching slots (they are cluster-wide). */
 static PGconn *watcher = NULL;
 
@@ -305,8 +332,10 @@ watch_connection(Endpoint *source, EngineDatabase *db, char **error)
 
 /*
  * Looks at a streaming database: its last apply error (from the apply
- * worker, shared.c), its slot on the source (lag; lost or missing means the
- * database failed), and the source's reachability.
+ * worker, shared.c), its slot on the source (lost or missing means the
+ * database failed), its lag (lag.c: the source's WAL position and clock,
+ * and what the destination applied: the later of its origin's position and
+ * what the slot confirmed), and the source's reachability.
  */
 void
 stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
@@ -320,6 +349,7 @@ stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
 	PGconn	   *conn;
 	const char *values[1] = {name};
 	PGresult   *res;
+	uint64		applied = OidIsValid(subid) ? subscription_applied(subid) : 0;
 
 	if (OidIsValid(subid) && engine_apply_error(subid, &count, &at, message, sizeof(message)) &&
 		count != db->errors_seen)
@@ -339,9 +369,11 @@ stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
 		return;
 	}
 	res = remote_exec_params(conn,
-							 "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint, "
+							 "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '0/0')::bigint, "
 							 "pg_catalog.to_jsonb(s)->>'wal_status', "
-							 "(SELECT extract(epoch FROM r.replay_lag) FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid) "
+							 "(SELECT extract(epoch FROM r.replay_lag) FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid), "
+							 "extract(epoch FROM pg_catalog.clock_timestamp()), "
+							 "pg_catalog.pg_wal_lsn_diff(s.confirmed_flush_lsn, '0/0')::bigint "
 							 "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1",
 							 1, values);
 	if (!remote_ok(res))
@@ -363,8 +395,11 @@ stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
 	}
 	else
 	{
-		db->lag_bytes = PQgetisnull(res, 0, 0) ? -1 : Max(strtoll(PQgetvalue(res, 0, 0), NULL, 10), 0);
-		db->lag_seconds = PQgetisnull(res, 0, 2) ? (db->lag_bytes == 0 ? 0 : -1) : strtod(PQgetvalue(res, 0, 2), NULL);
+		uint64		confirmed = PQgetisnull(res, 0, 4) ? 0 : strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+
+		lag_observe(db, strtoull(PQgetvalue(res, 0, 0), NULL, 10), strtod(PQgetvalue(res, 0, 3), NULL),
+					Max(applied, confirmed),
+					PQgetisnull(res, 0, 2) ? -1 : strtod(PQgetvalue(res, 0, 2), NULL));
 	}
 	PQclear(res);
 }
