@@ -86,6 +86,8 @@ extern bool remote_ok(PGresult *res);
 extern char *remote_error(PGconn *conn, PGresult *res);
 extern bool remote_command(PGconn *conn, const char *sql, char **error);
 extern char *remote_value(PGconn *conn, const char *sql, char **error);
+extern PGresult *remote_collect(PGconn *conn);
+extern char *remote_result_value(PGconn *conn, PGresult *res, char **error);
 extern PGresult *remote_wait_result(PGconn *conn);
 extern bool remote_wait_socket(PGconn *conn, bool for_write, long timeout_ms);
 extern char *endpoint_conninfo(const Endpoint *ep, const char *dbname, const char *passfile);

@@ -361,8 +361,9 @@ remote_wait_result(PGconn *conn)
 	}
 }
 
-static PGresult *
-collect_results(PGconn *conn)
+/* The result of the query sent last on conn (the first error, else the last result). */
+PGresult *
+remote_collect(PGconn *conn)
 {
 	PGresult   *last = NULL;
 	PGresult   *res;
@@ -390,7 +391,7 @@ remote_exec(PGconn *conn, const char *sql)
 {
 	if (!PQsendQuery(conn, sql))
 		return NULL;
-	return collect_results(conn);
+	return remote_collect(conn);
 }
 
 PGresult *
@@ -398,7 +399,7 @@ remote_exec_params(PGconn *conn, const char *sql, int nparams, const char *const
 {
 	if (!PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0))
 		return NULL;
-	return collect_results(conn);
+	return remote_collect(conn);
 }
 
 bool
@@ -435,7 +436,13 @@ remote_command(PGconn *conn, const char *sql, char **error)
 char *
 remote_value(PGconn *conn, const char *sql, char **error)
 {
-	PGresult   *res = remote_exec(conn, sql);
+	return remote_result_value(conn, remote_exec(conn, sql), error);
+}
+
+/* The first value of a query's result, which it clears (NULL on error, with *error). */
+char *
+remote_result_value(PGconn *conn, PGresult *res, char **error)
+{
 	char	   *value = NULL;
 
 	if (!remote_ok(res))
