@@ -31,7 +31,7 @@ OBJS = \
 
 DATA = $(wildcard sql/dms_lifecycle--*.sql)
 
-REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview ordinary_tables hostile_triggers prune engine_setup random_walk
+REGRESS = install labels states_actions events failures direct_writes bad_input hostile privileges overview ordinary_tables hostile_triggers prune engine_setup metrics random_walk
 REGRESS_OPTS = --load-extension=plpgsql
 
 ISOLATION = notify races create_index_concurrently

@@ -149,7 +149,7 @@ BEGIN
         RAISE WARNING 'dms_lifecycle 1.1 replaced dms_create_job and added dms_job_progress: grant the capabilities of these roles again: %', roles
             USING DETAIL = 'Roles that lost the privilege to call dms_create_job: '
                            || coalesce(operators, 'none')
-                           || '. A capability granted before the update does not include the view dms_job_progress.',
+                           || '. A capability granted before the update does not include the views dms_job_progress and dms_metrics.',
                   HINT = 'Run, as a superuser: ' || commands;
     END IF;
 END
@@ -259,3 +259,65 @@ COMMENT ON COLUMN dms_job_progress.last_error IS 'the last error the engine met 
 COMMENT ON COLUMN dms_job_progress.observed_at IS 'when the engine last looked';
 
 REVOKE ALL ON dms_job_database, dms_job_progress FROM PUBLIC;
+
+--------------------------------------------------------------------------
+-- Metrics: one row per sample, for a Prometheus exporter's query
+--------------------------------------------------------------------------
+
+-- Long format, as an exporter reads it: the metric's name, its labels
+-- (NULL where the metric has no such label) and a value that is never NULL:
+-- a value not known (a lag not measured yet) is no row, not a NULL.  The
+-- (status, phase) pairs are those of the lifecycle, from the table the
+-- triggers enforce, so that every one of them has a count, zero included.
+-- The jobs are read from dms_job, dms_job_overview and dms_job_progress:
+-- what those show, this shows, and a row of dms_job_database whose job is
+-- gone is not counted.
+CREATE VIEW dms_metrics AS
+WITH states AS (
+    SELECT t.from_status AS status, t.from_phase AS phase FROM dms_transitions() t
+    UNION
+    SELECT t.to_status, t.to_phase FROM dms_transitions() t WHERE t.to_status IS NOT NULL)
+SELECT 'dms_jobs'::text AS metric,
+       NULL::bigint AS job_id,
+       NULL::text AS job_name,
+       NULL::text AS database_name,
+       s.status,
+       s.phase,
+       count(j.id)::double precision AS value
+  FROM states s
+  LEFT JOIN dms_job j ON j.status = s.status AND j.phase IS NOT DISTINCT FROM s.phase
+ GROUP BY s.status, s.phase
+UNION ALL
+SELECT 'dms_jobs_oldest_status_age_seconds', NULL, NULL, NULL, j.status, j.phase,
+       extract(epoch FROM now() - min(j.status_changed_at))::double precision
+  FROM dms_job j
+ GROUP BY j.status, j.phase
+UNION ALL
+SELECT 'dms_job_failed_databases', o.id, o.name, NULL, NULL, NULL,
+       o.failed_databases::double precision
+  FROM dms_job_overview o
+UNION ALL
+SELECT m.metric, p.job_id, p.job_name, p.database_name, NULL, NULL, m.value
+  FROM dms_job_progress p
+ CROSS JOIN LATERAL (VALUES
+       ('dms_database_copied_bytes', p.bytes_copied::double precision),
+       ('dms_database_copied_tables', p.tables_copied::double precision),
+       ('dms_database_copied_rows', p.rows_copied::double precision),
+       ('dms_database_to_copy_bytes', p.bytes_total::double precision),
+       ('dms_database_to_copy_tables', p.tables_total::double precision),
+       ('dms_database_lag_bytes', p.lag_bytes::double precision),
+       ('dms_database_lag_seconds', extract(epoch FROM p.lag)::double precision)) m (metric, value)
+ WHERE m.value IS NOT NULL;
+COMMENT ON VIEW dms_metrics IS
+    'one row per metric sample, for a monitoring system (a Prometheus exporter''s query): jobs by status and phase, how long the oldest has been there, failed databases per job, and per database of an engine-driven job the copy and the lag';
+COMMENT ON COLUMN dms_metrics.metric IS
+    'the metric''s name: dms_jobs, dms_jobs_oldest_status_age_seconds, dms_job_failed_databases, dms_database_copied_bytes, _copied_tables, _copied_rows, _to_copy_bytes, _to_copy_tables, _lag_bytes, _lag_seconds';
+COMMENT ON COLUMN dms_metrics.job_id IS 'label of the per-job and per-database metrics: the job''s id; NULL for dms_jobs*';
+COMMENT ON COLUMN dms_metrics.job_name IS 'label of the per-job and per-database metrics: the job''s name; NULL for dms_jobs*';
+COMMENT ON COLUMN dms_metrics.database_name IS 'label of the dms_database_* metrics: the database; NULL otherwise';
+COMMENT ON COLUMN dms_metrics.status IS 'label of the dms_jobs* metrics: the status; NULL otherwise';
+COMMENT ON COLUMN dms_metrics.phase IS 'label of the dms_jobs* metrics: the phase, NULL where the status has none (and for the other metrics)';
+COMMENT ON COLUMN dms_metrics.value IS
+    'the sample: a count, bytes, tables, rows or seconds (a status''s age since status_changed_at, a lag); never NULL: what is not known has no row';
+
+REVOKE ALL ON dms_metrics FROM PUBLIC;

@@ -29,9 +29,9 @@ SELECT t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) AS "val
  GROUP BY t.typname
  ORDER BY t.typname;
 
--- The columns of the three tables and of the view (SPEC 5 and 6), and of
--- the engine's table and view (ENGINE.md 2 and 6), with their types, NOT
--- NULL and defaults.
+-- The columns of the three tables and of the view (SPEC 5 and 6), of the
+-- engine's table and view (ENGINE.md 2 and 6), and of the metrics view,
+-- with their types, NOT NULL and defaults.
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
        a.attnotnull AS not_null,
        CASE WHEN a.attidentity <> '' THEN 'identity'
@@ -40,7 +40,7 @@ SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
  WHERE c.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history', 'dms_job_overview',
-                     'dms_job_database', 'dms_job_progress')
+                     'dms_job_database', 'dms_job_progress', 'dms_metrics')
    AND c.relnamespace = 'public'::regnamespace
  ORDER BY c.relname, a.attnum;
 
@@ -122,7 +122,7 @@ SELECT c.relname, a.privilege_type
   FROM pg_class c,
        aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
  WHERE c.relname IN ('dms_job', 'dms_job_failure', 'dms_job_history', 'dms_job_overview',
-                     'dms_job_database', 'dms_job_progress')
+                     'dms_job_database', 'dms_job_progress', 'dms_metrics')
    AND c.relnamespace = 'public'::regnamespace
    AND a.grantee = 0
  ORDER BY 1, 2;

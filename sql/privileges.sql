@@ -69,7 +69,7 @@ SELECT r AS role, c AS relation,
        has_table_privilege(r, c, 'TRUNCATE') AS "truncate"
   FROM unnest(ARRAY['alice_reader', 'bob_operator', 'eve_engine', 'mallory']) AS r,
        unnest(ARRAY['dms_job', 'dms_job_failure', 'dms_job_history', 'dms_job_overview',
-                     'dms_job_database', 'dms_job_progress']) AS c
+                     'dms_job_database', 'dms_job_progress', 'dms_metrics']) AS c
  ORDER BY r COLLATE "C", c COLLATE "C";
 
 -- Which of the extension's functions each role may execute: the labels

@@ -23,10 +23,10 @@
 PG_FUNCTION_INFO_V1(dms_grant);
 PG_FUNCTION_INFO_V1(dms_revoke);
 
-/* dms_job_database and dms_job_progress are from 1.1: a database at 1.0 lacks them. */
+/* dms_job_database, dms_job_progress and dms_metrics are from 1.1: a database at 1.0 lacks them. */
 static const char *const reader_relations[] = {
 	"dms_job", "dms_job_failure", "dms_job_history", "dms_job_overview",
-	"dms_job_database", "dms_job_progress", NULL
+	"dms_job_database", "dms_job_progress", "dms_metrics", NULL
 };
 static const char *const reader_functions[] = {"dms_allowed_actions", NULL};
 static const char *const operator_functions[] = {
