@@ -18,6 +18,18 @@ install_missing() {
     fi
 }
 
+# copy_tree TREE DIR: copies the sources of TREE into the directory DIR, without git's
+# files and without what a build or a test run left in TREE (objects, test output, a
+# package built in place).
+copy_tree() {
+    tar -C "$1" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+        --exclude=results --exclude=output_iso --exclude=tmp_check --exclude=log \
+        --exclude=debian/.debhelper --exclude=debian/files --exclude='debian/*.substvars' \
+        --exclude='debian/*debhelper*' --exclude='debian/postgresql-*-dms-lifecycle' \
+        --exclude=debian/tmp -cf - . |
+        tar -C "$2" -xf -
+}
+
 # scratch_build TREE [MAKE-ARGUMENT...]: copies TREE into a new directory the postgres user
 # owns, builds (with the arguments: the test command adds COPT=-Werror) and installs the
 # extension from it, and prints the copy's path.  initdb refuses to run as root, so
@@ -26,9 +38,7 @@ scratch_build() {
     local tree=$1 work
     shift
     work=$(mktemp -d /tmp/dms_lifecycle.XXXXXX)
-    tar -C "$tree" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-        --exclude=results --exclude=output_iso --exclude=tmp_check --exclude=log -cf - . |
-        tar -C "$work" -xf -
+    copy_tree "$tree" "$work"
     chown -R postgres: "$work"
     chmod 755 "$work"
     # (errexit does not reach into the command substitution that calls this)
