@@ -514,6 +514,9 @@ after_promotion() {
     done
 }
 
+# median: of the numbers on stdin
+median() { sort -g | awk '{ v[++n] = $1 } END { print n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'; }
+
 # percentiles: of the numbers on stdin, their count, median, 99th percentile (nearest
 # rank) and maximum
 percentiles() {
@@ -594,21 +597,49 @@ progress_reader() {
         END LOOP;
     END \$\$" 2>&1 | awk '$2 == "progress" { print $3, $4 }'
 }
-# load NAME: pgbench -c 4 for CDC_SECONDS on the source's cdc, the clock writer beside it;
-# prints pgbench's transactions per second
+# The processor time of live processes (their own, in ticks).
+proc_ticks() {
+    local pid total=0 st
+    for pid in "$@"; do
+        read -r -a st <"/proc/$pid/stat" 2>/dev/null || continue
+        total=$((total + st[13] + st[14]))
+    done
+    echo "$total"
+}
+# The source's processes that serve the migration: its WAL senders and the engine's sessions.
+migration_pids() {
+    src_psql -d postgres -At -c "SELECT pid FROM pg_stat_activity
+                                  WHERE backend_type = 'walsender' OR application_name = 'dms_lifecycle'"
+}
+# load NAME [PID...]: pgbench -c 4 for CDC_SECONDS on the source's cdc, the clock writer
+# beside it; prints pgbench's transactions per second.  Notes in $RUN/cdc-cpu-NAME the
+# source's processor time meanwhile (ticks: the sessions of the load, counted when they
+# have exited, and the processes PID..., which live on) and the transactions.
 load() {
+    local name=$1 c0 c1 m0 m1
+    shift
+    c0=$(cluster_ticks source)
+    m0=$(proc_ticks "$@")
     clock_writer &
     local writer=$!
-    on "$SOURCE_CPU" "$BIN/pgbench" -n -c 4 -T "$CDC_SECONDS" -p "$SRC_PORT" cdc >"$RUN/pgbench-$1.log" 2>&1 ||
-        { cat "$RUN/pgbench-$1.log" >&2; exit 1; }
+    on "$SOURCE_CPU" "$BIN/pgbench" -n -c 4 -T "$CDC_SECONDS" -p "$SRC_PORT" cdc >"$RUN/pgbench-$name.log" 2>&1 ||
+        { cat "$RUN/pgbench-$name.log" >&2; exit 1; }
     wait "$writer"
-    awk '/^tps = / { printf "%.1f", $3 }' "$RUN/pgbench-$1.log"
+    m1=$(proc_ticks "$@")
+    sleep 0.5                    # the load's sessions exited and collected
+    c1=$(cluster_ticks source)
+    echo "$((c1 - c0)) $((m1 - m0)) $(awk '/^number of transactions actually processed:/ { print $6 }' "$RUN/pgbench-$name.log")" \
+        >"$RUN/cdc-cpu-$name"
+    awk '/^tps = / { printf "%.1f", $3 }' "$RUN/pgbench-$name.log"
 }
+# per_tx NAME: the source's processor milliseconds per transaction in run NAME, all and
+# the migration's processes'
+per_tx() { awk -v tick="$TICK" '{ printf "%.4f %.4f", ($1 + $2) * 1000 / tick / $3, $2 * 1000 / tick / $3 }' "$RUN/cdc-cpu-$1"; }
 # quiet_source: the source vacuumed and checkpointed before a run, as for the first
 quiet_source() { src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT; }
 
 workload_cdc() {
-    local job round pprog preader without=() with=() ratios=()
+    local job round pprog preader without=() with=() ratios=() costs=()
     log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s, $CDC_ROUNDS rounds without and with a job in CDC"
     if [ "$CDC_PIN" = 1 ]; then
         SOURCE_CPU=0
@@ -635,7 +666,7 @@ workload_cdc() {
         pprog=$!
         clock_reader >"$RUN/cdc-clock-$round" &
         preader=$!
-        with+=("$(load "with-$round")")
+        with+=("$(load "with-$round" $(migration_pids))")
         wait "$pprog" "$preader"
         dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
         wait_job "$job" completed
@@ -643,10 +674,15 @@ workload_cdc() {
         quiet_source
         without+=("$(load "without-$((round + 1))")")
         ratios+=("$(calc "${with[-1]} / ((${without[-2]} + ${without[-1]}) / 2)")")
-        local clock
+        local clock b w a
         read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock-$round")"
-        log "  round $round: with the job ${with[-1]} tps, without ${without[-1]} tps after it; ratio ${ratios[-1]}; lag measured median ${clock[1]} s, p99 ${clock[2]} s"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "${without[-2]}" "${with[-1]}" "${without[-1]}" "${ratios[-1]}" "${clock[2]}" >>"$RUN/cdc-rounds"
+        read -r -a b <<<"$(per_tx "without-$round")"
+        read -r -a w <<<"$(per_tx "with-$round")"
+        read -r -a a <<<"$(per_tx "without-$((round + 1))")"
+        costs+=("$(calc "(${w[0]} - (${b[0]} + ${a[0]}) / 2) / ((${b[0]} + ${a[0]}) / 2)")")
+        log "  round $round: with the job ${with[-1]} tps, without ${without[-1]} tps after it; ratio ${ratios[-1]}; lag measured median ${clock[1]} s, p99 ${clock[2]} s; source ms per transaction ${b[0]}, ${w[0]} (WAL sender and engine ${w[1]}), ${a[0]}"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "${without[-2]}" "${with[-1]}" "${without[-1]}" "${ratios[-1]}" "${clock[2]}" \
+            "${b[0]}" "${w[0]}" "${w[1]}" "${a[0]}" "${costs[-1]}" >>"$RUN/cdc-rounds"
         cat "$RUN/cdc-clock-$round" >>"$RUN/cdc-clock"
         cat "$RUN/cdc-progress-$round" >>"$RUN/cdc-progress"
     done
@@ -667,11 +703,16 @@ workload_cdc() {
     printf '  %-64s %8s %10s %10s %10s\n' "measured: a row every 100 ms, destination now() - its time, s" "${clock[@]}"
     printf '  %-64s %8s %10s %10s %10s\n' "dms_job_progress.lag, read every 100 ms, s" "${secs[@]}"
     printf '  %-64s %8s %10.0f %10.0f %10.0f\n' "dms_job_progress.lag_bytes, read every 100 ms, bytes" "${bytes[@]}"
-    printf '\n  the source, pgbench -c 4, tps by round: without before, with the job, without after, with / mean without; p99 lag measured\n'
-    while IFS=$'\t' read -r round before during after ratio p99; do
-        printf '  round %-3s %10s %10s %10s %8s %8s s\n' "$round" "$before" "$during" "$after" "$ratio" "$p99"
+    printf '\n  the source, pgbench -c 4, by round: tps without before, with the job, without after, with / mean without; p99 lag measured\n'
+    printf '  and the source'"'"'s processor ms per transaction: without before, with the job (of which its WAL sender and\n'
+    printf '  the engine'"'"'s sessions), without after, and the job'"'"'s cost: (with - mean without) / mean without\n'
+    printf '  %-9s %9s %9s %9s %7s %8s   %8s %8s %8s %8s %8s\n' round before with after ratio "p99 s" before with "of it" after cost
+    while IFS=$'\t' read -r round before during after ratio p99 cb cw cm ca cost; do
+        printf '  %-9s %9s %9s %9s %7s %8s   %8s %8s %8s %8s %8s\n' "$round" "$before" "$during" "$after" "$ratio" "$p99" "$cb" "$cw" "$cm" "$ca" "$cost"
     done <"$RUN/cdc-rounds"
-    printf '  with the job: median %s x the mean without\n' "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[++n] = $1 } END { print n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }')"
+    printf '  with the job: median %s x the tps without; median cost in processor time per transaction %s\n' \
+        "$(printf '%s\n' "${ratios[@]}" | median)" \
+        "$(printf '%s\n' "${costs[@]}" | median)"
 }
 
 # ---------------------------------------------------------------- the cutover
