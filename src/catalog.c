@@ -569,35 +569,50 @@ message_is_blank(const char *message)
 /*
  * Job and database names: 1 to 63 characters, not blank, no control
  * characters (they would make the names unreadable in psql and logs) and
- * no format characters (they would make two names look alike).
+ * no format characters (they would make two names look alike).  Returns
+ * why the name is refused (and a detail, or NULL, in *detail), or NULL if
+ * it is not.  The value is in the database's encoding; one from elsewhere
+ * (a source's list of databases) must be verified first.
  */
-void
-validate_name_text(const char *value, const char *what)
+char *
+name_text_refusal(const char *value, const char *what, char **detail)
 {
 	int			length = pg_mbstrlen(value);
 
+	*detail = NULL;
 	if (length < 1 || length > NAMEDATALEN - 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be 1 to %d characters long", what, NAMEDATALEN - 1),
-				 errdetail("The %s given has %d characters.", what, length)));
+	{
+		*detail = psprintf("The %s given has %d characters.", what, length);
+		return psprintf("%s must be 1 to %d characters long", what, NAMEDATALEN - 1);
+	}
 	for (const char *c = text_as_utf8(value); *c; c += pg_utf_mblen((const unsigned char *) c))
 	{
 		pg_wchar	ch = character_at((const unsigned char *) c);
 
 		if (character_is_control(ch))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s must not contain control characters", what)));
+			return psprintf("%s must not contain control characters", what);
 		if (character_is_format(ch))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s must not contain invisible formatting characters", what),
-					 errdetail("It contains U+%04X, which changes how the name reads without showing.",
-							   (unsigned int) ch)));
+		{
+			*detail = psprintf("It contains U+%04X, which changes how the name reads without showing.",
+							   (unsigned int) ch);
+			return psprintf("%s must not contain invisible formatting characters", what);
+		}
 	}
 	if (message_is_blank(value))
+		return psprintf("%s must not be blank", what);
+	return NULL;
+}
+
+/* A job or database name that name_text_refusal() refuses is an error (22023). */
+void
+validate_name_text(const char *value, const char *what)
+{
+	char	   *detail;
+	char	   *refusal = name_text_refusal(value, what, &detail);
+
+	if (refusal != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be blank", what)));
+				 errmsg_internal("%s", refusal),
+				 detail ? errdetail_internal("%s", detail) : 0));
 }

@@ -100,6 +100,7 @@ extern char *allowed_actions_text(int status, int phase);
 extern void require_argument(FunctionCallInfo fcinfo, int argno, const char *name);
 extern void report_job_missing(int64 job_id) pg_attribute_noreturn();
 extern void report_null_column(Relation rel, AttrNumber attnum) pg_attribute_noreturn();
+extern char *name_text_refusal(const char *value, const char *what, char **detail);
 extern void validate_name_text(const char *value, const char *what);
 extern bool message_is_blank(const char *message);
 

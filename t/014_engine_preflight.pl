@@ -13,7 +13,9 @@
 #   - a role that cannot read one table;
 #   - a destination database that exists and has a table of its own;
 #   - a database that another job already migrates;
-#   - a database that does not exist on the source.
+#   - a database that does not exist on the source;
+#   - all the source's databases, one named with U+202E, which no job's
+#     list may name.
 # Each start ends in one `failed` event: the job is Failed in full dump,
 # its message names the server, the database and what to fix, and nothing
 # was made: no slot or publication on the source, no subscription or
@@ -347,6 +349,29 @@ expect_refused(
 $dest->safe_psql('postgres',
 	"SELECT dms_delete(id) FROM dms_job WHERE name IN ('migrates busy', 'refused: another job migrates it')");
 is_deeply([ wait_for_nothing_left($source, $dest) ], [], 'the deleted first job left nothing behind, nor did any other');
+
+# A job of all the source's databases (databases NULL), one of which has a
+# name that a job's list refuses: a right-to-left override (U+202E) makes
+# "inv" U+202E "eciov" read as "invoice".  Preflight refuses it as the
+# list would, before anything is made: the job is Failed in full dump, the
+# message says what is wrong with which database and what to do, and no
+# database of the source has a row of the engine's.
+$source->safe_psql('postgres', q{CREATE DATABASE U&"inv\202Eeciov"});
+my @before_all = leftovers($source, $dest);
+my $all = $dest->safe_psql('postgres',
+	q{SELECT dms_create_job('refused: all databases', source_server => 'src')});
+$dest->safe_psql('postgres', "SELECT dms_start($all)");
+ok(wait_for_job($dest, $all, 'failed', 'full_dump', $timeout),
+	'all databases, one named with U+202E: the job goes Failed in full dump');
+my $all_message = job_error($dest, $all);
+like($all_message, qr/\bsrc\b.*invisible formatting characters.*U\+202E.*rename the database on the source/s,
+	'... its message names the server, what is wrong and the fix')
+  or diag $all_message;
+is($dest->safe_psql('postgres', "SELECT count(*) FROM dms_job_database WHERE job_id = $all"),
+	'0', '... no database was taken up');
+is_deeply([ leftovers($source, $dest) ], [@before_all], '... and nothing was made on either side');
+$dest->safe_psql('postgres', "SELECT dms_delete($all)");
+$source->safe_psql('postgres', q{DROP DATABASE U&"inv\202Eeciov"});
 
 # ---------------------------------------------------------------------
 # Secrets: a migration from the scram source, through CDC, promoted

@@ -8,11 +8,13 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "catalog.h"
 #include "internal.h"
 
 /* source "name" (host h port p), database "db": what; the fix */
@@ -330,6 +332,49 @@ preflight_database(EngineJob *job, Endpoint *source, const char *name, int neede
 }
 
 /*
+ * The source's databases, when the job migrates all of them, are names the
+ * extension never judged: one it refuses in a job's list (control or
+ * invisible format characters, such as U+202E, SPEC 7) is refused here too,
+ * before anything is made, rather than migrated under a name that reads as
+ * another and whose failure row could not be written.
+ */
+static char *
+check_database_names(Endpoint *source, List *names)
+{
+	bool		own_transaction = !IsTransactionState();
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *error = NULL;
+	ListCell   *lc;
+
+	/* judging a name may convert it to UTF-8, which looks up the conversion */
+	if (own_transaction)
+		StartTransactionCommand();
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+		char	   *detail = NULL;
+		char	   *refusal;
+
+		if (!pg_verify_mbstr(GetDatabaseEncoding(), name, strlen(name), true))
+			refusal = psprintf("its name is not valid in the encoding %s of this database",
+							   GetDatabaseEncodingName());
+		else
+			refusal = name_text_refusal(name, "database name", &detail);
+		if (refusal != NULL)
+		{
+			error = source_says(source, name,
+								"%s%s%s; rename the database on the source, or name the job's databases without it",
+								refusal, detail ? ": " : "", detail ? detail : "");
+			break;
+		}
+	}
+	if (own_transaction)
+		CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	return error;
+}
+
+/*
  * Preflight of a job: every check for every database; *databases gets the
  * EngineDatabase of each (in TopMemoryContext), *notes what the started
  * event says.  Returns NULL when every check passed, else the failure.
@@ -354,6 +399,8 @@ preflight_job(EngineJob *job, Endpoint *source, List **databases, char **notes)
 		if (names == NIL)
 			return psprintf("source \"%s\" (%s): it has no database to migrate (every database but postgres and the templates); name the databases in the job",
 							source->server, source->where);
+		if ((error = check_database_names(source, names)) != NULL)
+			return error;
 	}
 	foreach(lc, names)
 	{
