@@ -66,7 +66,7 @@ static const PlanText plan_texts[N_PLAN] = {
 		"AND NOT EXISTS (SELECT FROM %1$s.dms_job j WHERE j.id" EQ "e.job_id "
 		"AND j.status OPERATOR(pg_catalog.<>) 'completed') "
 		"UNION SELECT j.id FROM %1$s.dms_job j WHERE j.status" EQ "'completed' "
-		"AND j.status_changed_at OPERATOR(pg_catalog.<) $1) ORDER BY h.job_id", 1, "z"},
+		"AND j.status_changed_at OPERATOR(pg_catalog.<) $1) ORDER BY h.job_id, h.id", 1, "z"},
 };
 
 /*
