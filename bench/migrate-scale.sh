@@ -130,7 +130,7 @@ workload_jobs10() {
         SELECT dms_create_job('bench_' || d, 'continuous', ARRAY[d], 'optimal', source_server => 'src')
           FROM unnest(ARRAY[$(printf "'%s'," "${dbs[@]}" | sed 's/,$//')]) d ORDER BY d")
     list=$(IFS=,; echo "${ids[*]}")           # the ids, as numbers and as text
-    texts="'$(sed "s/,/','/g" <<<"$list")'"
+    texts="'${list//,/\',\'}'"
     # started in one statement, one transaction
     t0=$(now)
     dst_psql -d postgres -At -c "SELECT dms_start(id) FROM dms_job WHERE id IN ($list) ORDER BY id" >/dev/null
@@ -412,7 +412,7 @@ workload_memory() {
     printf '\nmemory: a continuous job in CDC for %s s under pgbench -c 2 on its source (scale %s, %s tps); then promoted, checked, nothing left\n\n' \
         "$MEMORY_SECONDS" "$SCALE" "$tps"
     printf '  the job worker (pid %s), the manager (pid %s), the subscription'"'"'s apply worker (pid %s): RssAnon (/proc/PID/status), memory contexts (total, used)\n\n' \
-        $first
+        "${p[0]}" "${p[1]}" "${p[2]}"
     awk '
         function mib(v) { return v == "-" ? "-" : sprintf("%.3f", v / 1048576) }
         function kib(v) { return v == "-" ? "-" : sprintf("%.3f", v / 1024) }
