@@ -4,7 +4,9 @@
 # fills the source with one data set, then every contender copies it into a fresh
 # destination database, contenders interleaved round by round (each round starting with
 # the next contender), each copy checked against the source before its time counts.
-# Prints best and median times, ratios, and where the engine's time goes.
+# Prints best and median times, ratios, and where the engine's time goes.  Workloads
+# (WORKLOADS): dump, cdc, cutover (below), and jobs10, tables1000, memory (at scale, in
+# bench/migrate-scale.sh).
 set -euo pipefail
 shopt -s inherit_errexit         # a step that fails in a contender, run as $(...), ends the run
 
@@ -58,25 +60,29 @@ max_wal_size = 8GB
 checkpoint_timeout = 30min
 autovacuum = off"
 # source: logical decoding for the engine's slot and the subscription's (and its table
-# synchronisation's) slots
+# synchronisation's) slots; jobs10 streams 10 databases at once (a slot and a WAL sender
+# each), with room for a WAL sender that lingers while its subscription's worker restarts
 cat >>"$RUN/source/postgresql.conf" <<EOF
 $common
 port = $SRC_PORT
 wal_level = logical
-max_replication_slots = 10
-max_wal_senders = 10
+max_replication_slots = 20
+max_wal_senders = 20
 EOF
 # destination: the engine, with the settings of its TAP tests (t/DmsEngine.pm), and the
-# subscription's workers
+# subscription's workers.  jobs10 runs 10 jobs at once: 10 job workers and 10 apply
+# workers beside the launcher, the manager and the logical replication launcher (23
+# background workers, and parallel query's), 10 subscriptions, each with a replication
+# origin, which max_replication_slots bounds here
 cat >>"$RUN/destination/postgresql.conf" <<EOF
 $common
 port = $DST_PORT
 shared_preload_libraries = 'dms_lifecycle'
 dms_lifecycle.database = 'postgres'
 dms_lifecycle.naptime = '200ms'
-max_worker_processes = 16
-max_logical_replication_workers = 8
-max_replication_slots = 10
+max_worker_processes = 32
+max_logical_replication_workers = 16
+max_replication_slots = 20
 EOF
 for c in source destination; do
     "$BIN/pg_ctl" -D "$RUN/$c" -l "$RUN/$c.log" -w start >/dev/null
@@ -759,12 +765,13 @@ workload_cutover() {
 
 # ---------------------------------------------------------------- the workloads
 
+. "$(dirname "${BASH_SOURCE[0]}")/migrate-scale.sh"   # jobs10, tables1000, memory
 for w in "${WORKLOADS[@]}"; do
     case $w in
-        dump|cdc|cutover) ;;
-        *) log "unknown workload $w (dump, cdc, cutover)"; exit 1 ;;
+        dump|cdc|cutover|jobs10|tables1000|memory) ;;
+        *) log "unknown workload $w (dump, cdc, cutover, jobs10, tables1000, memory)"; exit 1 ;;
     esac
 done
-for w in dump cdc cutover; do
+for w in dump cdc cutover jobs10 tables1000 memory; do
     if wl "$w"; then "workload_$w"; fi
 done

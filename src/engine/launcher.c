@@ -268,7 +268,10 @@ dms_engine_manager_main(Datum arg)
 			pid_t		pid;
 
 			if (GetBackgroundWorkerPid(jw->handle, &pid) == BGWH_STOPPED)
+			{
 				pfree(jw->handle);
+				pfree(jw);
+			}
 			else
 			{
 				PGPROC	   *proc = BackendPidGetProc(pid);
@@ -279,6 +282,8 @@ dms_engine_manager_main(Datum arg)
 				alive = lappend(alive, jw);
 			}
 		}
+		/* the turn's list replaces the last one, which goes: a manager runs for months */
+		list_free(workers);
 		workers = alive;
 
 		ids = jobs_with_work();
