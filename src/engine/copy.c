@@ -22,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include <sys/socket.h>
+
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "pgstat.h"
@@ -64,6 +66,13 @@ typedef struct CopyStream
 
 /* Rows go on to the destination in messages of about this size, not one a row. */
 #define COPY_CHUNK 65536
+
+/*
+ * What a copy stream's destination socket may hold: enough rows for the
+ * destination to work on while the job worker attends to other streams or
+ * waits for a processor.
+ */
+#define COPY_SOCKET_BUFFER (4 * 1024 * 1024)
 
 static const int streams_per_level[] = {1, 2, 4};
 
@@ -646,20 +655,31 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 		initStringInfo(&s->pending);
 		s->src = remote_connect(source, db->name, false, error);
 		/*
-		 * In the snapshot; a range's COPY is a query, which must read its
-		 * range alone, with no JIT compilation to pay for (jit exists from 11)
+		 * In the snapshot.  A range's COPY is a query: it reads its range
+		 * alone (a TID Range Scan, whatever the source's settings say), with
+		 * no parallel workers and no JIT compilation (from 11) to pay for.
 		 */
 		if (s->src == NULL ||
 			!remote_command(s->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error) ||
 			!remote_command(s->src, psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot)), error) ||
-			!remote_command(s->src, "SET max_parallel_workers_per_gather = 0", error) ||
-			(PQserverVersion(s->src) >= 110000 && !remote_command(s->src, "SET jit = off", error)))
+			!remote_command(s->src, psprintf("SELECT pg_catalog.set_config('enable_tidscan', 'on', false), "
+											 "pg_catalog.set_config('max_parallel_workers_per_gather', '0', false)%s",
+											 PQserverVersion(s->src) >= 110000 ?
+											 ", pg_catalog.set_config('jit', 'off', false)" : ""),
+							error))
 		{
 			*error = psprintf("cannot open a copy stream on the source: %s", *error);
 			close_streams(streams, n);
 			return STEP_FAILED;
 		}
 		s->dst = remote_connect(endpoint_local(), db->name, false, error);
+		if (s->dst != NULL)
+		{
+			int			size = COPY_SOCKET_BUFFER;
+
+			/* best effort: the kernel caps it (net.core.wmem_max on Linux) */
+			(void) setsockopt(PQsocket(s->dst), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+		}
 		if (s->dst == NULL ||
 			!remote_command(s->dst, "SET synchronous_commit = off", error) ||
 			!remote_command(s->dst, "SET session_replication_role = replica", error))
