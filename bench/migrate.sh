@@ -237,6 +237,8 @@ contender_dump_restore() {
 
 # pgcopydb clone (Debian's; it finds pg_dump and pg_restore through PG_CONFIG): schema,
 # 2 COPY jobs, 2 CREATE INDEX jobs, VACUUM ANALYZE, sequences; its work directory in $RUN.
+# Where its time goes, from the summary it prints at the end: its steps, and the copy and
+# index build of the largest table (the first of its table summary, largest first).
 contender_pgcopydb() {
     local round=$1 t0 t1
     rm -rf "$RUN/pgcopydb"
@@ -250,6 +252,33 @@ contender_pgcopydb() {
     t1=$(now)
     cpu_client
     rm -rf "$RUN/pgcopydb"
+    awk -v c=pgcopydb -v r="$round" '
+        # its durations: 42ms, 9s442, 40s, 1m05s, 1h02m
+        function dur(x,    a) {
+            if (x ~ /ms$/) { sub(/ms$/, "", x); return x / 1000 }
+            if (x ~ /h/) { split(x, a, /h/); sub(/m$/, "", a[2]); return a[1] * 3600 + a[2] * 60 }
+            if (x ~ /m/) { split(x, a, /m/); sub(/s$/, "", a[2]); return a[1] * 60 + a[2] }
+            split(x, a, /s/); return a[1] + (a[2] == "" ? 0 : a[2] / 1000)
+        }
+        function out(name, v) { printf "%s\t%s\t%s\t%.3f\n", c, r, name, v }
+        / \| [^|]+ \| +[^|]+ \| +[0-9hms]+ \| +[0-9]+ \| +[0-9hms]+ *$/ && !big {
+            split($0, f, / *\| */); big = 1
+            table = "copy of " f[3]; tcopy = dur(f[4]); tindex = dur(f[6])
+        }
+        { n = split($0, f, /  +/) }
+        n >= 5 && f[2] ~ /^(Dump Schema|Catalog Queries|Prepare Schema)/ { schema += dur(f[4]) }
+        n >= 5 && f[2] ~ /^COPY, INDEX/ { rows = dur(f[4]) }
+        n >= 5 && f[2] == "COPY (cumulative)" { copies = dur(f[4]) }
+        n >= 5 && f[2] ~ /^CREATE INDEX/ { indexes = dur(f[4]) }
+        n >= 5 && f[2] == "Finalize Schema" { finalize = dur(f[4]) }
+        END {
+            out("schema: pg_dump, catalog, pre-data", schema)
+            out("rows, indexes, VACUUM (wall clock)", rows)
+            out("  COPY, summed over its jobs", copies)
+            out("  CREATE INDEX, summed over its jobs", indexes)
+            if (big) { out("  " table, tcopy); out("  its indexes", tindex) }
+            out("post-data left (pg_restore)", finalize)
+        }' "$RUN/pgcopydb.log" >>"$PHASES"
     calc "$t1 - $t0"
 }
 
@@ -300,6 +329,9 @@ contender_engine() {
         exit 1
     fi
     log "  $(awk -F'|' '$1 == "dump_completed" { print $3 }' "$RUN/watch")"
+    # the tables copied in ranges, as the destination's log says
+    sed -n "s/.*dms_lifecycle: migration job $job, database \"$DB\": table \(.*\)/\1/p" "$RUN/destination.log" |
+        while read -r line; do log "  $line"; done
     # the phases, from the history's events and the states' earliest observed_at
     awk -F'|' -v c="engine_$level" -v r="$round" '
         { at[$1] = $2 }

@@ -11,13 +11,18 @@
  *   4. pg_dump of this PostgreSQL reads the schema in that snapshot; its
  *      pre-data section (tables, types, functions) is restored;
  *   5. dump_parallelism streams copy the tables, largest first, each a COPY
- *      out of the source in the snapshot and into the destination;
+ *      out of the source in the snapshot and into the destination; with
+ *      several streams and a source of PostgreSQL 14 or later, a table of
+ *      at least dms_lifecycle.split_table_size is copied in ranges of its
+ *      blocks, several at once;
  *   6. the post-data section (indexes, constraints, triggers) is built,
  *      in parallel, after the data.
  * A database whose copy is interrupted starts over: the snapshot died with
  * the connection that exported it.
  */
 #include "postgres.h"
+
+#include <sys/socket.h>
 
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -36,19 +41,38 @@ typedef struct SourceTable
 	char	   *columns;		/* quoted column list, NULL for none */
 	int64		bytes;
 	bool		has_identity;
+	int			pieces_left;	/* of its copy: pieces not copied yet */
 } SourceTable;
+
+/* What one COPY of a copy stream moves: a whole table, or a range of its blocks. */
+typedef struct CopyPiece
+{
+	SourceTable *table;
+	int64		first_block;	/* -1: the whole table */
+	int64		end_block;		/* the block after the range; -1: to the table's end */
+	int64		bytes;			/* its share of the table's size: the order, the progress */
+	int			order;			/* the table's place, then the range's: ties keep it */
+} CopyPiece;
 
 typedef struct CopyStream
 {
 	PGconn	   *src;
 	PGconn	   *dst;
-	SourceTable *table;			/* NULL when idle */
-	int64		streamed;		/* bytes of COPY text sent for this table */
+	CopyPiece  *piece;			/* NULL when idle */
+	int64		streamed;		/* bytes of COPY text sent for this piece */
+	bool		flushing;		/* the destination has not taken all it was sent */
 	StringInfoData pending;		/* rows read from the source, not yet sent on */
 } CopyStream;
 
 /* Rows go on to the destination in messages of about this size, not one a row. */
 #define COPY_CHUNK 65536
+
+/*
+ * What a copy stream's destination socket may hold: enough rows for the
+ * destination to work on while the job worker attends to other streams or
+ * waits for a processor.
+ */
+#define COPY_SOCKET_BUFFER (4 * 1024 * 1024)
 
 static const int streams_per_level[] = {1, 2, 4};
 
@@ -284,15 +308,125 @@ ensure_destination(int64 job_id, PGconn *src, EngineDatabase *db, char **error)
 	return ok;
 }
 
-static bool
-start_stream(CopyStream *s, SourceTable *t, char **error)
+/* Largest first; among equals, the tables' order, then the ranges'. */
+static int
+piece_cmp(const ListCell *a, const ListCell *b)
 {
+	const CopyPiece *pa = lfirst(a);
+	const CopyPiece *pb = lfirst(b);
+
+	if (pa->bytes != pb->bytes)
+		return pa->bytes > pb->bytes ? -1 : 1;
+	return pa->order - pb->order;
+}
+
+/*
+ * The pieces of a copy, largest first.  With several streams and a source
+ * of PostgreSQL 14 or later, a table of at least
+ * dms_lifecycle.split_table_size (its size read now, in the snapshot) is
+ * copied in ranges of its blocks of about that size, which the streams copy
+ * at once: a TID Range Scan reads only a range's blocks (before 14, each
+ * range would read the whole table, so tables are not split there).  The
+ * last range has no end: rows in blocks past the size read here still
+ * arrive, and each row is in exactly one range.
+ */
+static bool
+plan_pieces(int64 job_id, EngineDatabase *db, PGconn *src, List *tables, int streams, List **out,
+			char **error)
+{
+	List	   *pieces = NIL;
+	int64		split_bytes = (int64) engine_split_table_kb * 1024;
+	bool		may_split = streams > 1 && split_bytes > 0 && PQserverVersion(src) >= 140000;
+	int			order = 0;
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		SourceTable *t = lfirst(lc);
+		int64		blocks = 0;
+		int64		block_size = 0;
+		int64		ranges = 1;
+
+		if (may_split && t->columns != NULL && t->bytes >= split_bytes)
+		{
+			const char *values[1] = {t->qualified};
+			PGresult   *res = remote_exec_params(src,
+												 "SELECT pg_catalog.pg_relation_size($1::pg_catalog.regclass), "
+												 "pg_catalog.current_setting('block_size')::bigint",
+												 1, values);
+
+			if (!remote_ok(res) || PQntuples(res) != 1)
+			{
+				*error = psprintf("table %s: cannot read its size: %s", t->qualified, remote_error(src, res));
+				PQclear(res);
+				return false;
+			}
+			block_size = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+			blocks = strtoll(PQgetvalue(res, 0, 0), NULL, 10) / block_size;
+			PQclear(res);
+			/* at least a block each, and as many for each stream, so that they end the table together */
+			ranges = Min((blocks * block_size + split_bytes - 1) / split_bytes, blocks);
+			if (ranges > 1)
+				ranges = (ranges + streams - 1) / streams * streams;
+		}
+		if (ranges < 2)
+		{
+			CopyPiece  *p = palloc0(sizeof(CopyPiece));
+
+			p->table = t;
+			p->first_block = p->end_block = -1;
+			p->bytes = t->bytes;
+			p->order = order++;
+			pieces = lappend(pieces, p);
+			t->pieces_left = 1;
+			continue;
+		}
+		{
+			int64		step = (blocks + ranges - 1) / ranges;
+
+			ereport(LOG,
+					(errmsg("dms_lifecycle: migration job " INT64_FORMAT ", database \"%s\": table %s (" INT64_FORMAT " blocks) copied in " INT64_FORMAT " ranges of " INT64_FORMAT " blocks",
+							job_id, db->name, t->qualified, blocks, ranges, step)));
+			for (int64 i = 0; i < ranges; i++)
+			{
+				CopyPiece  *p = palloc0(sizeof(CopyPiece));
+
+				p->table = t;
+				p->first_block = i * step;
+				p->end_block = i == ranges - 1 ? -1 : (i + 1) * step;
+				p->bytes = i == ranges - 1 ? t->bytes - (ranges - 1) * (t->bytes / ranges) : t->bytes / ranges;
+				p->order = order++;
+				pieces = lappend(pieces, p);
+			}
+			t->pieces_left = ranges;
+		}
+	}
+	list_sort(pieces, piece_cmp);
+	*out = pieces;
+	return true;
+}
+
+static bool
+start_stream(CopyStream *s, CopyPiece *p, char **error)
+{
+	SourceTable *t = p->table;
 	PGresult   *res;
 	char	   *cols = t->columns ? psprintf(" (%s)", t->columns) : "";
+	char	   *out;
 
-	s->table = t;
+	s->piece = p;
 	s->streamed = 0;
-	res = remote_exec(s->src, psprintf("COPY %s%s TO STDOUT", t->qualified, cols));
+	s->flushing = false;
+	if (p->first_block < 0)
+		out = psprintf("COPY %s%s TO STDOUT", t->qualified, cols);
+	else if (p->end_block < 0)
+		out = psprintf("COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid) TO STDOUT",
+					   t->columns, t->qualified, p->first_block);
+	else
+		out = psprintf("COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid "
+					   "AND ctid < '(" INT64_FORMAT ",0)'::pg_catalog.tid) TO STDOUT",
+					   t->columns, t->qualified, p->first_block, p->end_block);
+	res = remote_exec(s->src, out);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_OUT)
 	{
 		*error = psprintf("table %s: %s", t->qualified, remote_error(s->src, res));
@@ -311,38 +445,98 @@ start_stream(CopyStream *s, SourceTable *t, char **error)
 	return true;
 }
 
-/* Sends the rows read so far to the destination, in one message. */
+/*
+ * Hands the rows read so far to the destination's connection, in one
+ * message, and sends what its socket takes.  Never waits: what the socket
+ * does not take yet stays in libpq, and s->flushing says so; nothing more
+ * is read for this stream until the destination has it all, so that libpq
+ * holds at most about one message (a buffer that grew with the source's
+ * lead would be shifted at every partial send).
+ */
 static bool
 send_pending(CopyStream *s, char **error)
 {
 	int			r;
 
-	if (s->pending.len == 0)
-		return true;
-	while ((r = PQputCopyData(s->dst, s->pending.data, s->pending.len)) == 0)
+	if (s->pending.len > 0)
 	{
-		remote_wait_socket(s->dst, true, 1000);
-		PQflush(s->dst);
+		r = PQputCopyData(s->dst, s->pending.data, s->pending.len);
+		if (r < 0)
+		{
+			*error = psprintf("table %s: %s", s->piece->table->qualified, remote_error(s->dst, NULL));
+			return false;
+		}
+		/* 0: libpq could not make room now; the rows stay here */
+		if (r > 0)
+			resetStringInfo(&s->pending);
 	}
+	r = PQflush(s->dst);
 	if (r < 0)
 	{
-		*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->dst, NULL));
+		*error = psprintf("table %s: %s", s->piece->table->qualified, remote_error(s->dst, NULL));
 		return false;
 	}
-	resetStringInfo(&s->pending);
+	s->flushing = r > 0 || s->pending.len > 0;
 	return true;
 }
 
+/* The end of a piece: the source's COPY done, the destination's ended and counted. */
+static bool
+finish_piece(CopyStream *s, int64 *rows, char **error)
+{
+	const char *table = s->piece->table->qualified;
+	PGresult   *res = remote_wait_result(s->src);
+	bool		ok = remote_ok(res);
+
+	if (!ok)
+		*error = psprintf("table %s: %s", table, remote_error(s->src, res));
+	PQclear(res);
+	while ((res = remote_wait_result(s->src)) != NULL)
+		PQclear(res);
+	if (!ok)
+		return false;
+	while (s->pending.len > 0)
+	{
+		if (!send_pending(s, error))
+			return false;
+		if (s->pending.len > 0)
+			remote_wait_socket(s->dst, true, 1000);
+	}
+	while (PQputCopyEnd(s->dst, NULL) == 0)
+		remote_wait_socket(s->dst, true, 1000);
+	res = remote_wait_result(s->dst);
+	ok = remote_ok(res);
+	if (!ok)
+		*error = psprintf("table %s: %s", table, remote_error(s->dst, res));
+	else
+		*rows += strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	while ((res = remote_wait_result(s->dst)) != NULL)
+		PQclear(res);
+	s->flushing = false;
+	return ok;
+}
+
 /*
- * Moves what the source has sent of a stream's table to the destination.
- * Returns 1 if rows moved, 0 if it waits for the source, 2 when the table is
- * copied, -1 on error.
+ * Moves what the source has sent of a stream's piece on to the
+ * destination, without waiting for either.  Returns 1 if rows moved, 0 if
+ * the stream waits (for the source to send, or, while s->flushing, for
+ * the destination to take what it was sent), 2 when the piece is copied,
+ * -1 on error.
  */
 static int
 pump_stream(CopyStream *s, int64 *rows, char **error)
 {
 	bool		moved = false;
+	bool		drained = false;	/* the source's socket had nothing more */
 
+	if (s->flushing)
+	{
+		if (!send_pending(s, error))
+			return -1;
+		if (s->flushing)
+			return 0;
+	}
 	for (int round = 0; round < 1000; round++)
 	{
 		char	   *buf = NULL;
@@ -354,58 +548,45 @@ pump_stream(CopyStream *s, int64 *rows, char **error)
 			PQfreemem(buf);
 			s->streamed += n;
 			moved = true;
-			if (s->pending.len >= COPY_CHUNK && !send_pending(s, error))
-				return -1;
+			drained = false;
+			if (s->pending.len >= COPY_CHUNK)
+			{
+				if (!send_pending(s, error))
+					return -1;
+				if (s->flushing)
+					return 1;
+			}
 			continue;
 		}
-		/* nothing more to read for now, or the end: what was read goes on */
-		if (!send_pending(s, error))
-			return -1;
 		if (n == 0)
 		{
+			/* no whole row in libpq: read the socket once, then wait for it */
+			if (drained)
+				break;
 			if (!PQconsumeInput(s->src))
 			{
-				*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->src, NULL));
+				*error = psprintf("table %s: %s", s->piece->table->qualified, remote_error(s->src, NULL));
 				return -1;
 			}
-			if (PQisBusy(s->src) && round > 0)
-				break;
-			if (round > 0)
-				break;
+			drained = true;
 			continue;
 		}
 		if (n == -1)
-		{
-			PGresult   *res = remote_wait_result(s->src);
-			bool		ok = remote_ok(res);
-
-			if (!ok)
-				*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->src, res));
-			PQclear(res);
-			while ((res = remote_wait_result(s->src)) != NULL)
-				PQclear(res);
-			if (!ok)
-				return -1;
-			while (PQputCopyEnd(s->dst, NULL) == 0)
-				remote_wait_socket(s->dst, true, 1000);
-			res = remote_wait_result(s->dst);
-			ok = remote_ok(res);
-			if (!ok)
-				*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->dst, res));
-			else
-				*rows += strtoll(PQcmdTuples(res), NULL, 10);
-			PQclear(res);
-			while ((res = remote_wait_result(s->dst)) != NULL)
-				PQclear(res);
-			return ok ? 2 : -1;
-		}
-		*error = psprintf("table %s: %s", s->table->qualified, remote_error(s->src, NULL));
+			return finish_piece(s, rows, error) ? 2 : -1;
+		*error = psprintf("table %s: %s", s->piece->table->qualified, remote_error(s->src, NULL));
 		return -1;
 	}
+	/* the source is slower than the destination: what was read goes on meanwhile */
+	if (drained && !send_pending(s, error))
+		return -1;
 	return moved ? 1 : 0;
 }
 
-/* Waits until a source socket has data, the latch is set, or timeout_ms passed. */
+/*
+ * Waits until a stream can move (its source has sent something, or its
+ * destination can take more of what it holds), the latch is set, or
+ * timeout_ms passed.
+ */
 static void
 wait_streams(CopyStream *streams, int n, long timeout_ms)
 {
@@ -419,8 +600,17 @@ wait_streams(CopyStream *streams, int n, long timeout_ms)
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (int i = 0; i < n; i++)
-		if (streams[i].table != NULL)
-			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(streams[i].src), NULL, NULL);
+	{
+		CopyStream *s = &streams[i];
+
+		if (s->piece == NULL)
+			continue;
+		/* the destination's socket readable too: libpq reads what it says as it sends */
+		if (s->flushing)
+			AddWaitEventToSet(set, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, PQsocket(s->dst), NULL, NULL);
+		else
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(s->src), NULL, NULL);
+	}
 	if (WaitEventSetWait(set, timeout_ms, &event, 1, PG_WAIT_EXTENSION) > 0 &&
 		(event.events & WL_LATCH_SET))
 		ResetLatch(MyLatch);
@@ -441,13 +631,18 @@ close_streams(CopyStream *streams, int n)
 	}
 }
 
-/* Copies every table in the snapshot, n streams at a time. */
+/*
+ * Copies every table in the snapshot, n streams at a time, each taking the
+ * largest piece left when it is free.  A table counts as copied once all
+ * its pieces are.
+ */
 static StepResult
 copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 			const char *snapshot, int n, char **error)
 {
 	CopyStream *streams = palloc0(sizeof(CopyStream) * n);
-	ListCell   *next = list_head(tables);
+	List	   *pieces;
+	ListCell   *next;
 	int			busy = 0;
 	int64		done_bytes = 0;
 	TimestampTz last_check = GetCurrentTimestamp();
@@ -459,15 +654,32 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 
 		initStringInfo(&s->pending);
 		s->src = remote_connect(source, db->name, false, error);
+		/*
+		 * In the snapshot.  A range's COPY is a query: it reads its range
+		 * alone (a TID Range Scan, whatever the source's settings say), with
+		 * no parallel workers and no JIT compilation (from 11) to pay for.
+		 */
 		if (s->src == NULL ||
 			!remote_command(s->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error) ||
-			!remote_command(s->src, psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot)), error))
+			!remote_command(s->src, psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot)), error) ||
+			!remote_command(s->src, psprintf("SELECT pg_catalog.set_config('enable_tidscan', 'on', false), "
+											 "pg_catalog.set_config('max_parallel_workers_per_gather', '0', false)%s",
+											 PQserverVersion(s->src) >= 110000 ?
+											 ", pg_catalog.set_config('jit', 'off', false)" : ""),
+							error))
 		{
 			*error = psprintf("cannot open a copy stream on the source: %s", *error);
 			close_streams(streams, n);
 			return STEP_FAILED;
 		}
 		s->dst = remote_connect(endpoint_local(), db->name, false, error);
+		if (s->dst != NULL)
+		{
+			int			size = COPY_SOCKET_BUFFER;
+
+			/* best effort: the kernel caps it (net.core.wmem_max on Linux) */
+			(void) setsockopt(PQsocket(s->dst), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+		}
 		if (s->dst == NULL ||
 			!remote_command(s->dst, "SET synchronous_commit = off", error) ||
 			!remote_command(s->dst, "SET session_replication_role = replica", error))
@@ -477,6 +689,12 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 			return STEP_FAILED;
 		}
 	}
+	if (!plan_pieces(job->id, db, streams[0].src, tables, n, &pieces, error))
+	{
+		close_streams(streams, n);
+		return STEP_FAILED;
+	}
+	next = list_head(pieces);
 
 	while (next != NULL || busy > 0)
 	{
@@ -487,26 +705,27 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 			CopyStream *s = &streams[i];
 			int			r;
 
-			if (s->table == NULL && next != NULL)
+			if (s->piece == NULL && next != NULL)
 			{
 				if (!start_stream(s, lfirst(next), error))
 				{
 					result = STEP_FAILED;
 					break;
 				}
-				next = lnext(tables, next);
+				next = lnext(pieces, next);
 				busy++;
 			}
-			if (s->table == NULL)
+			if (s->piece == NULL)
 				continue;
 			r = pump_stream(s, &db->rows_copied, error);
 			if (r < 0)
 				result = STEP_FAILED;
 			else if (r == 2)
 			{
-				done_bytes += s->table->bytes;
-				db->tables_copied++;
-				s->table = NULL;
+				done_bytes += s->piece->bytes;
+				if (--s->piece->table->pieces_left == 0)
+					db->tables_copied++;
+				s->piece = NULL;
 				busy--;
 				moved = true;
 				db->progress_dirty = true;
@@ -519,8 +738,8 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 
 		db->bytes_copied = done_bytes;
 		for (int i = 0; i < n; i++)
-			if (streams[i].table)
-				db->bytes_copied += Min(streams[i].streamed, streams[i].table->bytes);
+			if (streams[i].piece)
+				db->bytes_copied += Min(streams[i].streamed, streams[i].piece->bytes);
 
 		if (TimestampDifferenceExceeds(last_check, GetCurrentTimestamp(), engine_naptime_ms))
 		{

@@ -30,6 +30,7 @@ extern int	engine_error_grace_s;
 extern int	engine_promote_timeout_s;
 extern bool engine_fence_source;
 extern int	engine_verify;
+extern int	engine_split_table_kb;
 
 typedef enum VerifyMode
 {

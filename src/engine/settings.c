@@ -22,6 +22,7 @@ int			engine_error_grace_s = 300;
 int			engine_promote_timeout_s = 600;
 bool		engine_fence_source = true;
 int			engine_verify = VERIFY_COUNT;
+int			engine_split_table_kb = 64 * 1024;
 
 static const struct config_enum_entry verify_options[] = {
 	{"off", VERIFY_OFF, false},
@@ -61,6 +62,11 @@ engine_define_settings(void)
 							 "What a promotion compares before it completes: off, count or checksum.",
 							 NULL, &engine_verify, VERIFY_COUNT, verify_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dms_lifecycle.split_table_size",
+							"Tables at least this large are copied in ranges of about this size, several at once; 0 never splits.",
+							"Only with a dump_parallelism above min and a source of PostgreSQL 14 or later.",
+							&engine_split_table_kb, 64 * 1024, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dms_lifecycle");
 }
 
