@@ -222,7 +222,11 @@ dump_path(int64 job_id, Oid oid)
  * with its owners and grants: the pre-data section in one transaction, so
  * that no function is there without its grants (a SECURITY DEFINER one
  * callable by PUBLIC for a moment would run anything as its owner).  Every
- * role they name exists here (preflight).
+ * role they name exists here (preflight).  The post-data section's many
+ * statements (an index, a constraint each) commit without waiting for
+ * their WAL to be flushed: the engine's own, synchronous, commit of the
+ * database's next state flushes them all, and a crash before it starts the
+ * database's copy over.
  */
 static bool
 restore_section(EngineDatabase *db, const char *file, const char *section, int jobs,
@@ -234,6 +238,8 @@ restore_section(EngineDatabase *db, const char *file, const char *section, int j
 	int			i = 0;
 	char	   *output;
 
+	if (strcmp(section, "post-data") == 0)
+		conninfo = psprintf("%s options='-c synchronous_commit=off'", conninfo);
 	argv[i++] = restore;
 	argv[i++] = psprintf("--section=%s", section);
 	argv[i++] = "--no-tablespaces";
