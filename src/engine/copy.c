@@ -664,11 +664,20 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 		 * In the snapshot.  A range's COPY is a query: it reads its range
 		 * alone (a TID Range Scan, whatever the source's settings say), with
 		 * no parallel workers and no JIT compilation (from 11) to pay for.
+		 * The rows' text is what the destination reads back as the same
+		 * values whatever either server's settings, as pg_dump writes it:
+		 * dates in ISO (not a DateStyle's day/month order the destination
+		 * would read the other way), intervals in PostgreSQL's style, and
+		 * floats with every digit (a source before 12, or one set to
+		 * extra_float_digits = 0, rounds them to 15).
 		 */
 		if (s->src == NULL ||
 			!remote_command(s->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error) ||
 			!remote_command(s->src, psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot)), error) ||
-			!remote_command(s->src, psprintf("SELECT pg_catalog.set_config('enable_tidscan', 'on', false), "
+			!remote_command(s->src, psprintf("SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "
+											 "pg_catalog.set_config('IntervalStyle', 'postgres', false), "
+											 "pg_catalog.set_config('extra_float_digits', '3', false), "
+											 "pg_catalog.set_config('enable_tidscan', 'on', false), "
 											 "pg_catalog.set_config('max_parallel_workers_per_gather', '0', false)%s",
 											 PQserverVersion(s->src) >= 110000 ?
 											 ", pg_catalog.set_config('jit', 'off', false)" : ""),
@@ -688,6 +697,8 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 		}
 		if (s->dst == NULL ||
 			!remote_command(s->dst, "SET synchronous_commit = off", error) ||
+			!remote_command(s->dst, "SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "
+							"pg_catalog.set_config('IntervalStyle', 'postgres', false)", error) ||
 			!remote_command(s->dst, "SET session_replication_role = replica", error))
 		{
 			*error = psprintf("cannot open a copy stream on the destination: %s", *error);
