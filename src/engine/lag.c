@@ -74,7 +74,11 @@ lag_observe(EngineDatabase *db, uint64 source_lsn, double source_at, uint64 appl
 		before = i;
 	if (before < 0)
 	{
-		db->lag_seconds = Max(fallback_seconds, source_at - clock->notes[0].at);
+		/* with the source's note of now alone, nothing says how old the applied position is */
+		if (clock->count == 1 && fallback_seconds < 0)
+			db->lag_seconds = -1;
+		else
+			db->lag_seconds = Max(fallback_seconds, source_at - clock->notes[0].at);
 		return;
 	}
 
