@@ -52,7 +52,8 @@ lag_note(LagClock *clock, uint64 lsn, double at)
  * up to applied_lsn: sets db->lag_bytes and db->lag_seconds.  An applied
  * position older than every note (the worker has just started) takes the
  * larger of fallback_seconds (another estimate, -1 for none) and the age of
- * the oldest note, which the lag is at least.
+ * the oldest note, which the lag is at least; at the first note, with no
+ * other estimate, the lag is unknown (-1).
  */
 void
 lag_observe(EngineDatabase *db, uint64 source_lsn, double source_at, uint64 applied_lsn,
