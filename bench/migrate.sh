@@ -575,6 +575,12 @@ percentiles() {
 # notes destination clock_timestamp() - the row's time when one appears, and another
 # reads dms_job_progress's lag_bytes and lag every 100 ms.
 #
+# The readers commit at every look: a transaction held open for the run would hold back
+# the destination's xmin, and with it the pruning of the rows the apply worker updates,
+# whose chains of dead versions it would then walk at every update (a first version
+# did: the apply worker used a whole processor and lagged by a minute).  Autovacuum is on
+# in both clusters here, as on any server that takes pgbench's updates for long.
+#
 # With CDC_PIN=1 (the default on 2 cores or more) the source cluster and its clients
 # (pgbench, the clock's writer) run on processor 0 and the destination cluster on
 # processor 1, as two servers would: what the job costs the source is then the source's
@@ -618,6 +624,7 @@ clock_reader() {
                 seen := r.id;
                 finished := r.final;
             END LOOP;
+            COMMIT;
             PERFORM pg_sleep(0.01);
         END LOOP;
     END \$\$" 2>&1 | awk '$2 == "clock" { print $4 }'
@@ -631,6 +638,7 @@ progress_reader() {
             FOR r IN SELECT lag_bytes, extract(epoch FROM lag) AS lag FROM dms_job_progress WHERE job_id = $1 LOOP
                 RAISE NOTICE 'progress % %', r.lag_bytes, coalesce(r.lag::text, '-');
             END LOOP;
+            COMMIT;
             PERFORM pg_sleep(0.1);
         END LOOP;
     END \$\$" 2>&1 | awk '$2 == "progress" { print $3, $4 }'
@@ -686,6 +694,9 @@ workload_cdc() {
         pin destination "$DESTINATION_CPU"
         log "  the source cluster and its clients on processor $SOURCE_CPU, the destination cluster on processor $DESTINATION_CPU"
     fi
+    for port in "$SRC_PORT" "$DST_PORT"; do
+        "$BIN/psql" -X -q -p "$port" -d postgres -c "ALTER SYSTEM SET autovacuum = on" -c "SELECT pg_reload_conf()" >/dev/null
+    done
     src_psql -d postgres -c "CREATE DATABASE cdc"
     on "$SOURCE_CPU" "$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" cdc >"$RUN/pgbench-init-cdc.log" 2>&1 ||
         { cat "$RUN/pgbench-init-cdc.log"; exit 1; }
@@ -725,6 +736,9 @@ workload_cdc() {
         cat "$RUN/cdc-progress-$round" >>"$RUN/cdc-progress"
     done
     src_psql -d postgres -c "DROP DATABASE cdc WITH (FORCE)"
+    for port in "$SRC_PORT" "$DST_PORT"; do
+        "$BIN/psql" -X -q -p "$port" -d postgres -c "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null
+    done
     if [ "$CDC_PIN" = 1 ]; then
         pin source "0-$(($(nproc) - 1))"
         pin destination "0-$(($(nproc) - 1))"
