@@ -585,7 +585,9 @@ percentiles() {
 # (pgbench, the clock's writer) run on processor 0 and the destination cluster on
 # processor 1, as two servers would: what the job costs the source is then the source's
 # own work for it (its WAL sender), not the destination's work competing for the same
-# processors.  CDC_PIN=0 shares both processors among everything.
+# processors.  CDC_PIN=2 is the same but for the source's WAL senders, which run on
+# processor 1: a source with a processor to spare for its WAL sender.  CDC_PIN=0 shares
+# both processors among everything.
 CDC_ROUNDS=${CDC_ROUNDS:-3}
 CDC_PIN=${CDC_PIN:-$(( $(nproc) >= 2 ? 1 : 0 ))}
 SOURCE_CPU=all
@@ -687,7 +689,7 @@ quiet_source() { src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT; }
 workload_cdc() {
     local job round pprog preader without=() with=() ratios=() costs=()
     log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s, $CDC_ROUNDS rounds without and with a job in CDC"
-    if [ "$CDC_PIN" = 1 ]; then
+    if [ "$CDC_PIN" != 0 ]; then
         SOURCE_CPU=0
         DESTINATION_CPU=1
         pin source "$SOURCE_CPU"
@@ -715,6 +717,11 @@ workload_cdc() {
         pprog=$!
         clock_reader >"$RUN/cdc-clock-$round" &
         preader=$!
+        if [ "$CDC_PIN" = 2 ]; then       # the source's WAL senders on the destination's processor
+            for pid in $(src_psql -d postgres -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender'"); do
+                taskset -p -c "$DESTINATION_CPU" "$pid" >/dev/null
+            done
+        fi
         with+=("$(load "with-$round" $(migration_pids))")
         wait "$pprog" "$preader"
         dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
@@ -739,7 +746,7 @@ workload_cdc() {
     for port in "$SRC_PORT" "$DST_PORT"; do
         "$BIN/psql" -X -q -p "$port" -d postgres -c "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null
     done
-    if [ "$CDC_PIN" = 1 ]; then
+    if [ "$CDC_PIN" != 0 ]; then
         pin source "0-$(($(nproc) - 1))"
         pin destination "0-$(($(nproc) - 1))"
         SOURCE_CPU=all
@@ -750,7 +757,11 @@ workload_cdc() {
     read -r -a bytes <<<"$(awk '$1 >= 0 { print $1 }' "$RUN/cdc-progress" | percentiles)"
     read -r -a secs <<<"$(awk '$2 != "-" { print $2 }' "$RUN/cdc-progress" | percentiles)"
     printf '\nCDC: pgbench -c 4 on the source (scale %s), %s s a run, %s rounds; %s\n\n' "$SCALE" "$CDC_SECONDS" "$CDC_ROUNDS" \
-        "$([ "$CDC_PIN" = 1 ] && echo "source and its clients on processor 0, destination on 1" || echo "both clusters share every processor")"
+        "$(case $CDC_PIN in
+               1) echo "source and its clients on processor 0, destination on 1" ;;
+               2) echo "source and its clients on processor 0, destination and the source's WAL sender on 1" ;;
+               *) echo "both clusters share every processor" ;;
+           esac)"
     printf '  %-64s %8s %10s %10s %10s\n' "lag, every round together" "samples" "median" "p99" "max"
     printf '  %-64s %8s %10s %10s %10s\n' "measured: a row every 100 ms, destination now() - its time, s" "${clock[@]}"
     printf '  %-64s %8s %10s %10s %10s\n' "dms_job_progress.lag, read every 100 ms, s" "${secs[@]}"
