@@ -17,27 +17,41 @@
 
 #include "internal.h"
 
-/* The subscription's oid and database, from the shared catalog (InvalidOid if none). */
+/*
+ * The subscription's oid and database, from the shared catalog (InvalidOid
+ * if none), and with applied, how far it has applied the source's WAL: its
+ * replication origin's position, which moves at each applied commit (0 if
+ * unknown).
+ */
 static Oid
-subscription_oid(const char *name, char **database)
+subscription_oid(const char *name, char **database, uint64 *applied)
 {
 	Oid			oid = InvalidOid;
 	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(name);
 	MemoryContext caller = CurrentMemoryContext;
 
+	if (applied)
+		*applied = 0;
 	engine_begin();
-	if (SPI_execute_with_args("SELECT s.oid, d.datname FROM pg_catalog.pg_subscription s "
+	if (SPI_execute_with_args("SELECT s.oid, d.datname, "
+							  "(SELECT pg_catalog.pg_wal_lsn_diff(o.remote_lsn, '0/0')::bigint "
+							  "FROM pg_catalog.pg_replication_origin_status o WHERE o.external_id = 'pg_' || s.oid) "
+							  "FROM pg_catalog.pg_subscription s "
 							  "JOIN pg_catalog.pg_database d ON d.oid = s.subdbid WHERE s.subname = $1",
 							  1, &argtype, &arg, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
 		bool		isnull;
+		Datum		value;
 
 		oid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (database)
 			*database = MemoryContextStrdup(caller,
 											SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		if (applied && !isnull)
+			*applied = (uint64) DatumGetInt64(value);
 	}
 	engine_commit();
 	return oid;
@@ -65,7 +79,7 @@ stream_take_down(int64 job_id, Endpoint *source, EngineDatabase *db)
 	if (!OidIsValid(db->source_oid))
 		return true;			/* nothing was made: the preflight gives the oid */
 	name = engine_object_name(job_id, db->source_oid, NULL);
-	subid = subscription_oid(name, &subdb);
+	subid = subscription_oid(name, &subdb, NULL);
 	if (OidIsValid(subid))
 	{
 		conn = remote_connect(endpoint_local(), subdb, false, &error);
@@ -208,7 +222,7 @@ stream_subscribe(int64 job_id, Endpoint *source, EngineDatabase *db, char **erro
 	char	   *literal;
 	bool		ok;
 
-	if (OidIsValid(subscription_oid(name, NULL)))
+	if (OidIsValid(subscription_oid(name, NULL, NULL)))
 		return true;
 	conn = remote_connect(endpoint_local(), db->name, false, error);
 	if (conn == NULL)
@@ -240,7 +254,7 @@ stream_set_enabled(int64 job_id, EngineDatabase *db, bool enabled, char **error)
 
 	if (error == NULL)
 		error = &ignored;
-	if (!OidIsValid(subscription_oid(name, &subdb)))
+	if (!OidIsValid(subscription_oid(name, &subdb, NULL)))
 	{
 		*error = psprintf("the subscription %s does not exist", name);
 		return false;
@@ -265,7 +279,7 @@ stream_errors_known(int64 job_id, EngineDatabase *db)
 
 	if (!OidIsValid(db->source_oid))
 		return;
-	subid = subscription_oid(engine_object_name(job_id, db->source_oid, NULL), NULL);
+	subid = subscription_oid(engine_object_name(job_id, db->source_oid, NULL), NULL, NULL);
 	if (OidIsValid(subid) && engine_apply_error(subid, &count, &at, message, sizeof(message)))
 		db->errors_seen = count;
 }
@@ -285,33 +299,6 @@ stream_worker_running(int64 job_id, EngineDatabase *db)
 		SPI_processed == 1;
 	engine_commit();
 	return running;
-}
-
-/*
- * How far the subscription has applied the source's WAL: its replication
- * origin's position, which moves at each applied commit (0 if unknown).
- */
-static uint64
-subscription_applied(Oid subid)
-{
-	Oid			argtype = TEXTOID;
-	Datum		arg = CStringGetTextDatum(psprintf("pg_%u", subid));
-	uint64		applied = 0;
-
-	engine_begin();
-	if (SPI_execute_with_args("SELECT pg_catalog.pg_wal_lsn_diff(remote_lsn, '0/0')::bigint "
-							  "FROM pg_catalog.pg_replication_origin_status WHERE external_id = $1",
-							  1, &argtype, &arg, NULL, true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			applied = (uint64) DatumGetInt64(value);
-	}
-	engine_commit();
-	return applied;
 }
 
 /* One connection to the source per job for watching slots (they are cluster-wide). */
@@ -341,7 +328,8 @@ void
 stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
 {
 	char	   *name = engine_object_name(job_id, db->source_oid, NULL);
-	Oid			subid = subscription_oid(name, NULL);
+	uint64		applied;
+	Oid			subid = subscription_oid(name, NULL, &applied);
 	char		message[1024];
 	uint64		count;
 	TimestampTz at;
@@ -349,7 +337,6 @@ stream_observe(int64 job_id, Endpoint *source, EngineDatabase *db)
 	PGconn	   *conn;
 	const char *values[1] = {name};
 	PGresult   *res;
-	uint64		applied = OidIsValid(subid) ? subscription_applied(subid) : 0;
 
 	if (OidIsValid(subid) && engine_apply_error(subid, &count, &at, message, sizeof(message)) &&
 		count != db->errors_seen)
