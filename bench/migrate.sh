@@ -567,13 +567,16 @@ percentiles() {
 # ---------------------------------------------------------------- CDC under load
 
 # pgbench -c 4 on the source's database cdc (pgbench at SCALE, and cdc_clock) for
-# CDC_SECONDS at a time, CDC_ROUNDS times with no migration and with a continuous job of
-# it in CDC, alternately, and once more without at the end: each run with the job is
-# bracketed by two without, against drift on a shared machine.  Beside every run a
-# session writes a row of cdc_clock every 100 ms (its clock_timestamp(), committed at
-# once); with the job, a session on the destination looks for new rows every 10 ms and
-# notes destination clock_timestamp() - the row's time when one appears, and another
-# reads dms_job_progress's lag_bytes and lag every 100 ms.
+# CDC_SECONDS at a time: first with no migration, then CDC_ROUNDS rounds of a run with a
+# continuous job of cdc in CDC, a run with a plain publication and subscription of it
+# (PostgreSQL's own logical replication, what the job's CDC is built on), and a run with
+# no migration again; the job goes first in odd rounds, the subscription in even ones.
+# Each migration's run is compared with the runs without on either side of its round,
+# against drift on a shared machine.  Beside every run a session writes a row of
+# cdc_clock every 100 ms (its clock_timestamp(), committed at once); with a migration, a
+# session on the destination looks for new rows every 10 ms and notes destination
+# clock_timestamp() - the row's time when one appears, and with the job another reads
+# dms_job_progress's lag_bytes and lag every 100 ms.
 #
 # The readers commit at every look: a transaction held open for the run would hold back
 # the destination's xmin, and with it the pruning of the rows the apply worker updates,
@@ -581,15 +584,18 @@ percentiles() {
 # did: the apply worker used a whole processor and lagged by a minute).  Autovacuum is on
 # in both clusters here, as on any server that takes pgbench's updates for long.
 #
-# With CDC_PIN=1 (the default on 2 cores or more) the source cluster and its clients
-# (pgbench, the clock's writer) run on processor 0 and the destination cluster on
-# processor 1, as two servers would: what the job costs the source is then the source's
-# own work for it (its WAL sender), not the destination's work competing for the same
-# processors.  CDC_PIN=2 is the same but for the source's WAL senders, which run on
-# processor 1: a source with a processor to spare for its WAL sender.  CDC_PIN=0 shares
-# both processors among everything.
+# Where the processes run (CDC_PIN).  2, the default on 2 processors or more: the
+# source cluster and its clients (pgbench, the clock's writer) on processor 0, the
+# destination cluster and the source's WAL senders on processor 1: a source whose own
+# sessions keep one processor busy, with a processor to spare for its WAL sender, and a
+# destination apart, as on two servers.  1: the same, but the WAL senders on processor 0
+# with the source's sessions: a source with no processor to spare, where every
+# millisecond its WAL sender spends decoding is taken from its sessions (for the job and
+# for a plain subscription alike: a WAL sender decodes every transaction and sends each
+# of its changes as a message).  0: everything shares every processor, the destination's
+# apply competing with the source.
 CDC_ROUNDS=${CDC_ROUNDS:-3}
-CDC_PIN=${CDC_PIN:-$(( $(nproc) >= 2 ? 1 : 0 ))}
+CDC_PIN=${CDC_PIN:-$(( $(nproc) >= 2 ? 2 : 0 ))}
 SOURCE_CPU=all
 DESTINATION_CPU=all
 
@@ -686,15 +692,95 @@ per_tx() { awk -v tick="$TICK" '{ printf "%.4f %.4f", ($1 + $2) * 1000 / tick / 
 # quiet_source: the source vacuumed and checkpointed before a run, as for the first
 quiet_source() { src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT; }
 
+# plain_subscription: the source's cdc restored, schema only, into an empty cdc on the
+# destination; a publication of all its tables on the source and a subscription of it
+# that copies them (copy_data = true), waited for until every table is ready and its
+# apply worker streams.  drop_plain_subscription takes them down, slot included.
+plain_subscription() {
+    dst_psql -d postgres -c "DROP DATABASE IF EXISTS cdc WITH (FORCE)" -c "CREATE DATABASE cdc TEMPLATE template0"
+    "$BIN/pg_dump" -p "$SRC_PORT" --schema-only cdc | dst_psql -d cdc >/dev/null
+    src_psql -d cdc -c "CREATE PUBLICATION bench_cdc FOR ALL TABLES"
+    dst_psql -d cdc -c "SET client_min_messages = warning" \
+        -c "CREATE SUBSCRIPTION bench_cdc CONNECTION 'host=$RUN port=$SRC_PORT dbname=cdc user=postgres'
+                PUBLICATION bench_cdc WITH (copy_data = true)" \
+        -c "DO \$\$ DECLARE deadline timestamptz := clock_timestamp() + interval '30 min'; BEGIN
+                LOOP
+                    EXIT WHEN EXISTS (SELECT FROM pg_subscription_rel)
+                          AND NOT EXISTS (SELECT FROM pg_subscription_rel WHERE srsubstate <> 'r')
+                          AND EXISTS (SELECT FROM pg_stat_subscription WHERE subname = 'bench_cdc'
+                                                                         AND relid IS NULL AND pid IS NOT NULL);
+                    IF clock_timestamp() > deadline THEN RAISE 'the subscription does not stream'; END IF;
+                    PERFORM pg_sleep(0.05);
+                END LOOP; END \$\$"
+}
+drop_plain_subscription() {
+    local slots
+    dst_psql -d cdc -c "DROP SUBSCRIPTION bench_cdc"
+    src_psql -d cdc -c "DROP PUBLICATION bench_cdc"
+    slots=$(src_psql -d postgres -At -c "SELECT count(*) FROM pg_replication_slots")
+    [ "$slots" = 0 ] || { log "the subscription left $slots replication slots on the source"; exit 1; }
+    dst_psql -d postgres -c "DROP DATABASE cdc WITH (FORCE)"
+}
+# wait_streaming: waits until every replication slot of the source is in use by a WAL
+# sender, its subscription's apply worker connected: an apply worker may start up to
+# wal_retrieve_retry_interval after its subscription (PostgreSQL's launcher starts apply
+# workers at most once an interval, and the one it started last was for the
+# subscription dropped before).
+wait_streaming() {
+    src_psql -d postgres -c "DO \$\$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 min'; BEGIN
+        LOOP
+            EXIT WHEN EXISTS (SELECT FROM pg_replication_slots)
+                  AND NOT EXISTS (SELECT FROM pg_replication_slots WHERE active_pid IS NULL);
+            IF clock_timestamp() > deadline THEN RAISE 'the source has a slot no WAL sender uses'; END IF;
+            PERFORM pg_sleep(0.05);
+        END LOOP; END \$\$"
+}
+migration_label() { case $1 in job) echo "the job" ;; subscription) echo "a plain subscription" ;; esac; }
+
+# cdc_run KIND ROUND: the load with a migration of cdc in CDC, KIND job or subscription,
+# its lag read meanwhile; then the job promoted, or the subscription dropped.  Sets
+# CDC_TPS.
+cdc_run() {
+    local kind=$1 round=$2 job="" readers=()
+    if [ "$kind" = job ]; then
+        job=$(continuous_job "bench_cdc_$round" cdc)
+    else
+        plain_subscription
+    fi
+    wait_streaming
+    if [ -n "$job" ]; then
+        progress_reader "$job" >"$RUN/cdc-progress-$round" &
+        readers+=($!)
+    fi
+    log "  round $round: $(migration_label "$kind") in CDC${job:+ (job $job)}; the same load"
+    clock_reader >"$RUN/cdc-clock-$kind-$round" &
+    readers+=($!)
+    if [ "$CDC_PIN" = 2 ]; then       # the source's WAL senders on the destination's processor
+        for pid in $(src_psql -d postgres -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender'"); do
+            taskset -p -c "$DESTINATION_CPU" "$pid" >/dev/null
+        done
+    fi
+    CDC_TPS=$(load "$kind-$round" $(migration_pids))
+    wait "${readers[@]}"
+    if [ "$kind" = job ]; then
+        dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
+        wait_job "$job" completed
+        after_promotion "$job" cdc
+    else
+        drop_plain_subscription
+    fi
+}
+
 workload_cdc() {
-    local job round pprog preader without=() with=() ratios=() costs=()
-    log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s, $CDC_ROUNDS rounds without and with a job in CDC"
+    local round kind kinds before after ratio cost clock b w a port
+    log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s; $CDC_ROUNDS rounds of a job in CDC, a plain subscription, no migration"
     if [ "$CDC_PIN" != 0 ]; then
         SOURCE_CPU=0
         DESTINATION_CPU=1
         pin source "$SOURCE_CPU"
         pin destination "$DESTINATION_CPU"
-        log "  the source cluster and its clients on processor $SOURCE_CPU, the destination cluster on processor $DESTINATION_CPU"
+        log "  the source cluster and its clients on processor $SOURCE_CPU, the destination cluster on processor $DESTINATION_CPU$(
+            [ "$CDC_PIN" = 2 ] && echo ", the source's WAL senders on processor $DESTINATION_CPU")"
     fi
     for port in "$SRC_PORT" "$DST_PORT"; do
         "$BIN/psql" -X -q -p "$port" -d postgres -c "ALTER SYSTEM SET autovacuum = on" -c "SELECT pg_reload_conf()" >/dev/null
@@ -703,44 +789,37 @@ workload_cdc() {
     on "$SOURCE_CPU" "$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" cdc >"$RUN/pgbench-init-cdc.log" 2>&1 ||
         { cat "$RUN/pgbench-init-cdc.log"; exit 1; }
     src_psql -d cdc -c "CREATE TABLE cdc_clock (id bigserial PRIMARY KEY, at timestamptz NOT NULL, final boolean NOT NULL DEFAULT false)"
-    : >"$RUN/cdc-clock"
     : >"$RUN/cdc-progress"
     : >"$RUN/cdc-rounds"
+    : >"$RUN/cdc-clock-job"
+    : >"$RUN/cdc-clock-subscription"
     quiet_source
-    without+=("$(load without-1)")
-    log "  without a migration: ${without[0]} tps"
+    before=$(load without-1)
+    log "  without a migration: $before tps"
     for round in $(seq "$CDC_ROUNDS"); do
+        kinds=(job subscription)
+        (( round % 2 )) || kinds=(subscription job)
+        for kind in "${kinds[@]}"; do
+            quiet_source
+            cdc_run "$kind" "$round"
+            printf '%s\n' "$CDC_TPS" >"$RUN/cdc-tps-$kind-$round"
+        done
         quiet_source
-        job=$(continuous_job "bench_cdc_$round" cdc)
-        log "  round $round: job $job in CDC; the same load"
-        progress_reader "$job" >"$RUN/cdc-progress-$round" &
-        pprog=$!
-        clock_reader >"$RUN/cdc-clock-$round" &
-        preader=$!
-        if [ "$CDC_PIN" = 2 ]; then       # the source's WAL senders on the destination's processor
-            for pid in $(src_psql -d postgres -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender'"); do
-                taskset -p -c "$DESTINATION_CPU" "$pid" >/dev/null
-            done
-        fi
-        with+=("$(load "with-$round" $(migration_pids))")
-        wait "$pprog" "$preader"
-        dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
-        wait_job "$job" completed
-        after_promotion "$job" cdc
-        quiet_source
-        without+=("$(load "without-$((round + 1))")")
-        ratios+=("$(calc "${with[-1]} / ((${without[-2]} + ${without[-1]}) / 2)")")
-        local clock b w a
-        read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock-$round")"
+        after=$(load "without-$((round + 1))")
         read -r -a b <<<"$(per_tx "without-$round")"
-        read -r -a w <<<"$(per_tx "with-$round")"
         read -r -a a <<<"$(per_tx "without-$((round + 1))")"
-        costs+=("$(calc "(${w[0]} - (${b[0]} + ${a[0]}) / 2) / ((${b[0]} + ${a[0]}) / 2)")")
-        log "  round $round: with the job ${with[-1]} tps, without ${without[-1]} tps after it; ratio ${ratios[-1]}; lag measured median ${clock[1]} s, p99 ${clock[2]} s; source ms per transaction ${b[0]}, ${w[0]} (WAL sender and engine ${w[1]}), ${a[0]}"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "${without[-2]}" "${with[-1]}" "${without[-1]}" "${ratios[-1]}" "${clock[2]}" \
-            "${b[0]}" "${w[0]}" "${w[1]}" "${a[0]}" "${costs[-1]}" >>"$RUN/cdc-rounds"
-        cat "$RUN/cdc-clock-$round" >>"$RUN/cdc-clock"
+        for kind in job subscription; do
+            read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock-$kind-$round")"
+            read -r -a w <<<"$(per_tx "$kind-$round")"
+            ratio=$(calc "$(cat "$RUN/cdc-tps-$kind-$round") / (($before + $after) / 2)")
+            cost=$(calc "(${w[0]} - (${b[0]} + ${a[0]}) / 2) / ((${b[0]} + ${a[0]}) / 2)")
+            log "  round $round, $(migration_label "$kind"): $(cat "$RUN/cdc-tps-$kind-$round") tps against $before and $after without; ratio $ratio; lag measured median ${clock[1]} s, p99 ${clock[2]} s; source ms per transaction ${b[0]}, ${w[0]} (WAL sender and engine ${w[1]}), ${a[0]}"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$kind" "$before" "$(cat "$RUN/cdc-tps-$kind-$round")" \
+                "$after" "$ratio" "${clock[2]}" "${b[0]}" "${w[0]}" "${w[1]}" "${a[0]}" "$cost" >>"$RUN/cdc-rounds"
+            cat "$RUN/cdc-clock-$kind-$round" >>"$RUN/cdc-clock-$kind"
+        done
         cat "$RUN/cdc-progress-$round" >>"$RUN/cdc-progress"
+        before=$after
     done
     src_psql -d postgres -c "DROP DATABASE cdc WITH (FORCE)"
     for port in "$SRC_PORT" "$DST_PORT"; do
@@ -752,30 +831,46 @@ workload_cdc() {
         SOURCE_CPU=all
         DESTINATION_CPU=all
     fi
-    local clock bytes secs
-    read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock")"
+    cdc_report
+}
+
+# cdc_report: the lag of every round together, then round by round the source's tps and
+# processor time per transaction with each migration and without.
+cdc_report() {
+    local clock sub bytes secs kind
+    read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock-job")"
+    read -r -a sub <<<"$(percentiles <"$RUN/cdc-clock-subscription")"
     read -r -a bytes <<<"$(awk '$1 >= 0 { print $1 }' "$RUN/cdc-progress" | percentiles)"
     read -r -a secs <<<"$(awk '$2 != "-" { print $2 }' "$RUN/cdc-progress" | percentiles)"
     printf '\nCDC: pgbench -c 4 on the source (scale %s), %s s a run, %s rounds; %s\n\n' "$SCALE" "$CDC_SECONDS" "$CDC_ROUNDS" \
         "$(case $CDC_PIN in
-               1) echo "source and its clients on processor 0, destination on 1" ;;
-               2) echo "source and its clients on processor 0, destination and the source's WAL sender on 1" ;;
+               1) echo "the source and its clients on processor 0 with its WAL senders, the destination on 1" ;;
+               2) echo "the source and its clients on processor 0, the destination and the source's WAL senders on 1" ;;
                *) echo "both clusters share every processor" ;;
            esac)"
-    printf '  %-64s %8s %10s %10s %10s\n' "lag, every round together" "samples" "median" "p99" "max"
-    printf '  %-64s %8s %10s %10s %10s\n' "measured: a row every 100 ms, destination now() - its time, s" "${clock[@]}"
-    printf '  %-64s %8s %10s %10s %10s\n' "dms_job_progress.lag, read every 100 ms, s" "${secs[@]}"
-    printf '  %-64s %8s %10.0f %10.0f %10.0f\n' "dms_job_progress.lag_bytes, read every 100 ms, bytes" "${bytes[@]}"
-    printf '\n  the source, pgbench -c 4, by round: tps without before, with the job, without after, with / mean without; p99 lag measured\n'
-    printf '  and the source'"'"'s processor ms per transaction: without before, with the job (of which its WAL sender and\n'
-    printf '  the engine'"'"'s sessions), without after, and the job'"'"'s cost: (with - mean without) / mean without\n'
-    printf '  %-9s %9s %9s %9s %7s %8s   %8s %8s %8s %8s %8s\n' round before with after ratio "p99 s" before with "of it" after cost
-    while IFS=$'\t' read -r round before during after ratio p99 cb cw cm ca cost; do
-        printf '  %-9s %9s %9s %9s %7s %8s   %8s %8s %8s %8s %8s\n' "$round" "$before" "$during" "$after" "$ratio" "$p99" "$cb" "$cw" "$cm" "$ca" "$cost"
+    printf '  %-70s %8s %10s %10s %10s\n' "lag, every round together" "samples" "median" "p99" "max"
+    printf '  %-70s %8s %10s %10s %10s\n' "the job, measured: a row every 100 ms, destination now() - its time, s" "${clock[@]}"
+    printf '  %-70s %8s %10s %10s %10s\n' "the job, dms_job_progress.lag, read every 100 ms, s" "${secs[@]}"
+    printf '  %-70s %8s %10.0f %10.0f %10.0f\n' "the job, dms_job_progress.lag_bytes, read every 100 ms, bytes" "${bytes[@]}"
+    printf '  %-70s %8s %10s %10s %10s\n' "a plain subscription, measured the same way, s" "${sub[@]}"
+    printf '\n  the source, pgbench -c 4, by round: tps without before, with the migration in CDC, without after, with /\n'
+    printf '  mean without; p99 lag measured; the source'"'"'s processor ms per transaction: without before, with the\n'
+    printf '  migration (of which its WAL sender and the engine'"'"'s sessions), without after, and the migration'"'"'s cost:\n'
+    printf '  (with - mean without) / mean without\n'
+    printf '  %-5s %-13s %8s %8s %8s %7s %7s   %7s %7s %7s %7s %7s\n' round migration before with after ratio "p99 s" before with "of it" after cost
+    while IFS=$'\t' read -r round kind before during after ratio p99 cb cw cm ca cost; do
+        printf '  %-5s %-13s %8s %8s %8s %7s %7s   %7s %7s %7s %7s %7s\n' "$round" "$kind" "$before" "$during" "$after" \
+            "$ratio" "$p99" "$cb" "$cw" "$cm" "$ca" "$cost"
     done <"$RUN/cdc-rounds"
-    printf '  with the job: median %s x the tps without; median cost in processor time per transaction %s\n' \
-        "$(printf '%s\n' "${ratios[@]}" | median)" \
-        "$(printf '%s\n' "${costs[@]}" | median)"
+    for kind in job subscription; do
+        printf '  %-22s median %s x the tps without; median cost in processor time per transaction %s\n' \
+            "$(migration_label "$kind"):" \
+            "$(awk -F'\t' -v k="$kind" '$2 == k { print $6 }' "$RUN/cdc-rounds" | median)" \
+            "$(awk -F'\t' -v k="$kind" '$2 == k { print $12 }' "$RUN/cdc-rounds" | median)"
+    done
+    printf '  the job'"'"'s tps / the subscription'"'"'s in the same round: median %s\n' \
+        "$(awk -F'\t' '{ t[$1, $2] = $4; r[$1] = 1 } END { for (i in r) printf "%.3f\n", t[i, "job"] / t[i, "subscription"] }' \
+           "$RUN/cdc-rounds" | median)"
 }
 
 # ---------------------------------------------------------------- the cutover
