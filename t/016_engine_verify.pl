@@ -11,7 +11,10 @@
 #   2. verify = count, one teller deleted on the destination: the promotion
 #      fails naming pgbench_tellers, 10 rows against 9;
 #   3. verify = checksum, the copy untouched, after some load: Completed,
-#      every table compared (rows and checksums), equal row by row.
+#      every table compared (rows and checksums), equal row by row;
+#   4. verify = checksum, a database "marks" whose table has a column
+#      named t, another column of a row changed on the destination: the
+#      promotion fails naming the table (the checksum reads whole rows).
 # A failed job is deleted, and after each job nothing of it is left.
 
 use strict;
@@ -126,5 +129,27 @@ my $r = tables_equal($source, $dest, 'ledger');
 is(join("\n", @{ $r->{differences} }), '', "$what: every table equal row by row");
 lift_fence($source, 'ledger');
 is(join("\n", wait_for_nothing_left($source, $dest)), '', "$what: nothing is left");
+
+# ---------------------------------------------------------------------
+# 4. A checksum of a table that has a column named "t"
+# ---------------------------------------------------------------------
+
+# The checksum reads each whole row, not the one column that has the
+# alias's name.
+make_databases($source, 'marks');
+$source->safe_psql('marks',
+	q{CREATE TABLE marks (id int PRIMARY KEY, t int NOT NULL, note text NOT NULL);
+      INSERT INTO marks SELECT i, i, 'note ' || i FROM generate_series(1, 10) i});
+$what = 'checksum, a row changed beside a column named t';
+$job = create_job($dest, $what, 'continuous', ['marks']);
+operator($dest, "SELECT dms_start($job)");
+ok(wait_for_job($dest, $job, 'running', 'cdc'), "$what: the job reaches Running (CDC)");
+$dest->safe_psql('marks', "UPDATE marks SET note = 'changed behind the engine' WHERE id = 1");
+operator($dest, "SELECT dms_promote($job)");
+ok(wait_for_job($dest, $job, 'failed', '*'), "$what: the promotion fails: the job is Failed");
+like(last_message($job, 'failed'),
+	qr/the tables differ: marks\.(public\.)?marks: source 10 rows, checksum -?\d+, destination 10 rows, checksum -?\d+/,
+	"$what: ... and names the table");
+delete_and_nothing_left($job, $what);
 
 done_testing();

@@ -326,6 +326,48 @@ piece_cmp(const ListCell *a, const ListCell *b)
 	return pa->order - pb->order;
 }
 
+/* Ends lock_for_ranges' savepoint in every stream, keeping its locks or not. */
+static bool
+release_ranges_lock(CopyStream *streams, int n, bool keep, char **error)
+{
+	for (int i = 0; i < n; i++)
+		if (!remote_command(streams[i].src,
+							keep ? "RELEASE SAVEPOINT dms_ranges" :
+							"ROLLBACK TO SAVEPOINT dms_ranges; RELEASE SAVEPOINT dms_ranges",
+							error))
+			return false;
+	return true;
+}
+
+/*
+ * Takes, in every stream's transaction, the lock on t that its COPY would
+ * take, for the table to be copied in ranges: *locked says whether every
+ * stream has it.  A stream keeps the lock of a table it has read until the
+ * copy ends (the table cannot be rewritten, its rows moved, between two of
+ * its ranges).  Were a stream to ask for its first lock on a table another
+ * stream holds, behind someone's ACCESS EXCLUSIVE request on it (a VACUUM
+ * FULL, an ALTER TABLE), it would wait for that request, which waits for
+ * the other stream's transaction, which ends with the copy: for ever.  So
+ * every stream takes the lock now, before any range is read, without
+ * waiting; if one cannot, the locks taken here go again (the savepoint's)
+ * and the table is copied whole, by one stream, as any other.
+ */
+static bool
+lock_for_ranges(CopyStream *streams, int n, SourceTable *t, bool *locked, char **error)
+{
+	char	   *lock = psprintf("LOCK TABLE ONLY %s IN ACCESS SHARE MODE NOWAIT", t->qualified);
+
+	*locked = true;
+	for (int i = 0; i < n; i++)
+		if (!remote_command(streams[i].src, "SAVEPOINT dms_ranges", error))
+			return false;
+	for (int i = 0; i < n && *locked; i++)
+		*locked = remote_command(streams[i].src, lock, NULL);
+	if (!*locked)
+		return release_ranges_lock(streams, n, false, error);
+	return true;
+}
+
 /*
  * The pieces of a copy, largest first.  With several streams and a source
  * of PostgreSQL 14 or later, a table of at least
@@ -334,15 +376,17 @@ piece_cmp(const ListCell *a, const ListCell *b)
  * at once: a TID Range Scan reads only a range's blocks (before 14, each
  * range would read the whole table, so tables are not split there).  The
  * last range has no end: rows in blocks past the size read here still
- * arrive, and each row is in exactly one range.
+ * arrive, and each row is in exactly one range.  Every stream holds the
+ * lock of a table copied in ranges from here on (lock_for_ranges).
  */
 static bool
-plan_pieces(int64 job_id, EngineDatabase *db, PGconn *src, List *tables, int streams, List **out,
-			char **error)
+plan_pieces(int64 job_id, EngineDatabase *db, CopyStream *streams, List *tables, int n,
+			List **out, char **error)
 {
 	List	   *pieces = NIL;
+	PGconn	   *src = streams[0].src;
 	int64		split_bytes = (int64) engine_split_table_kb * 1024;
-	bool		may_split = streams > 1 && split_bytes > 0 && PQserverVersion(src) >= 140000;
+	bool		may_split = n > 1 && split_bytes > 0 && PQserverVersion(src) >= 140000;
 	int			order = 0;
 	ListCell   *lc;
 
@@ -352,8 +396,18 @@ plan_pieces(int64 job_id, EngineDatabase *db, PGconn *src, List *tables, int str
 		int64		blocks = 0;
 		int64		block_size = 0;
 		int64		ranges = 1;
+		bool		locked = false;
 
 		if (may_split && t->columns != NULL && t->bytes >= split_bytes)
+		{
+			if (!lock_for_ranges(streams, n, t, &locked, error))
+				return false;
+			if (!locked)
+				ereport(LOG,
+						(errmsg("dms_lifecycle: migration job " INT64_FORMAT ", database \"%s\": table %s is locked on the source, copied whole",
+								job_id, db->name, t->qualified)));
+		}
+		if (locked)
 		{
 			const char *values[1] = {t->qualified};
 			PGresult   *res = remote_exec_params(src,
@@ -373,7 +427,10 @@ plan_pieces(int64 job_id, EngineDatabase *db, PGconn *src, List *tables, int str
 			/* at least a block each, and as many for each stream, so that they end the table together */
 			ranges = Min((blocks * block_size + split_bytes - 1) / split_bytes, blocks);
 			if (ranges > 1)
-				ranges = (ranges + streams - 1) / streams * streams;
+				ranges = (ranges + n - 1) / n * n;
+			/* a table copied whole keeps no lock of it in the streams */
+			if (!release_ranges_lock(streams, n, ranges > 1, error))
+				return false;
 		}
 		if (ranges < 2)
 		{
@@ -706,7 +763,7 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 			return STEP_FAILED;
 		}
 	}
-	if (!plan_pieces(job->id, db, streams[0].src, tables, n, &pieces, error))
+	if (!plan_pieces(job->id, db, streams, tables, n, &pieces, error))
 	{
 		close_streams(streams, n);
 		return STEP_FAILED;

@@ -112,14 +112,15 @@ fence_lift(Endpoint *source, List *databases)
  * Rows (and with verify = checksum, a checksum of the rows) of one table:
  * the query.  The checksum is the sum of the first 64 bits of each row's
  * md5 as text: any row lost, doubled or changed changes it, in whatever
- * order the rows are read, with no sort.
+ * order the rows are read, with no sort.  The row is t.*, never a bare t,
+ * which names the table's column "t" if it has one.
  */
 static char *
 table_summary_sql(const char *table)
 {
 	if (engine_verify == VERIFY_CHECKSUM)
 		return psprintf("SELECT count(*) || ' rows, checksum ' || "
-						"coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0) FROM %s t", table);
+						"coalesce(sum(('x' || left(md5((t.*)::text), 16))::bit(64)::bigint), 0) FROM %s t", table);
 	return psprintf("SELECT count(*) || ' rows' FROM %s", table);
 }
 
