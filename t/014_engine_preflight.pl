@@ -11,6 +11,8 @@
 #   - a source whose WAL senders are all taken by other connections;
 #   - a role without REPLICATION;
 #   - a role that cannot read one table;
+#   - a role that owns every table but that row-level security (forced on
+#     its owner) shows only some rows of one;
 #   - a destination database that exists and has a table of its own;
 #   - a database that another job already migrates;
 #   - a database that does not exist on the source;
@@ -69,6 +71,8 @@ SET password_encryption = 'scram-sha-256';
 CREATE ROLE migrator LOGIN SUPERUSER PASSWORD '$secret';
 CREATE ROLE norepl LOGIN NOREPLICATION;
 CREATE ROLE halfreader LOGIN REPLICATION;
+CREATE ROLE ledgerowner LOGIN REPLICATION;
+CREATE DATABASE ledger OWNER ledgerowner;
 });
 $source->safe_psql(
 	'appdb', q{
@@ -78,6 +82,14 @@ INSERT INTO accounts SELECT i, 'owner ' || i FROM generate_series(1, 100) i;
 INSERT INTO secrets SELECT i, 'note ' || i FROM generate_series(1, 10) i;
 GRANT SELECT ON accounts, secrets TO norepl;
 GRANT SELECT ON accounts TO halfreader;
+});
+$source->safe_psql(
+	'ledger', q{
+SET ROLE ledgerowner;
+CREATE TABLE entries (id int PRIMARY KEY, amount numeric NOT NULL);
+INSERT INTO entries SELECT i, i * 10 FROM generate_series(1, 10) i;
+ALTER TABLE entries ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY recent ON entries USING (id > 5);
 });
 $source->safe_psql('taken',
 	'CREATE TABLE stock (id int PRIMARY KEY, qty int); INSERT INTO stock VALUES (1, 10), (2, 20)');
@@ -149,6 +161,7 @@ make_server('src_badpw', $source->host, $source->port, 'migrator', $wrong_passwo
 make_server('src_other', $other->host, $other->port, $superuser);
 make_server('src_norepl', $source->host, $source->port, 'norepl');
 make_server('src_halfreader', $source->host, $source->port, 'halfreader');
+make_server('src_ledger', $source->host, $source->port, 'ledgerowner');
 make_server('src_secret', $source->host, $source->port, 'migrator', $secret);
 
 # ---------------------------------------------------------------------
@@ -307,6 +320,14 @@ expect_refused(
 	database => 'appdb',
 	node => $source,
 	fix => [ qr/\bhalfreader\b/, qr/\bsecrets\b/ ]);
+
+# (a copy as ledgerowner would have had 5 of the 10 rows of entries)
+expect_refused(
+	what => 'row-level security hiding rows from the role',
+	server => 'src_ledger',
+	database => 'ledger',
+	node => $source,
+	fix => [ qr/\bledgerowner\b/, qr/\bentries\b/, qr/row-level security/, qr/\bBYPASSRLS\b/ ]);
 
 # The destination already has a database of that name, with a table.
 $dest->safe_psql('postgres', 'CREATE DATABASE taken');

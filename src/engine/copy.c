@@ -726,7 +726,10 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 		 * dates in ISO (not a DateStyle's day/month order the destination
 		 * would read the other way), intervals in PostgreSQL's style, and
 		 * floats with every digit (a source before 12, or one set to
-		 * extra_float_digits = 0, rounds them to 15).
+		 * extra_float_digits = 0, rounds them to 15).  Row-level security
+		 * off: a policy that would hide rows from the source's role (one
+		 * made after the preflight) fails the copy, as it fails pg_dump,
+		 * instead of copying some of the rows.
 		 */
 		if (s->src == NULL ||
 			!remote_command(s->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error) ||
@@ -734,6 +737,7 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 			!remote_command(s->src, psprintf("SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "
 											 "pg_catalog.set_config('IntervalStyle', 'postgres', false), "
 											 "pg_catalog.set_config('extra_float_digits', '3', false), "
+											 "pg_catalog.set_config('row_security', 'off', false), "
 											 "pg_catalog.set_config('enable_tidscan', 'on', false), "
 											 "pg_catalog.set_config('max_parallel_workers_per_gather', '0', false)%s",
 											 PQserverVersion(s->src) >= 110000 ?

@@ -241,6 +241,24 @@ check_source_database(Endpoint *source, const char *name, int needed_slots, Oid 
 		}
 	}
 
+	{
+		/* row-level security that would show the role only some rows */
+		char	   *filtered = remote_value(conn,
+											"SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY 1) "
+											"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+											"WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity "
+											"AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_' "
+											"AND pg_catalog.row_security_active(c.oid)",
+											NULL);
+
+		if (filtered != NULL)
+		{
+			result = source_says(source, name, "row-level security shows role \"%s\" only some rows of table %s; grant it BYPASSRLS, or map a superuser",
+								 source->user, filtered);
+			goto done;
+		}
+	}
+
 	if ((result = check_owners(source, conn, name)) != NULL)
 		goto done;
 
