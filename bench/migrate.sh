@@ -567,16 +567,17 @@ percentiles() {
 # ---------------------------------------------------------------- CDC under load
 
 # pgbench -c 4 on the source's database cdc (pgbench at SCALE, and cdc_clock) for
-# CDC_SECONDS at a time: first with no migration, then CDC_ROUNDS rounds of a run with a
-# continuous job of cdc in CDC, a run with a plain publication and subscription of it
-# (PostgreSQL's own logical replication, what the job's CDC is built on), and a run with
-# no migration again; the job goes first in odd rounds, the subscription in even ones.
-# Each migration's run is compared with the runs without on either side of its round,
-# against drift on a shared machine.  Beside every run a session writes a row of
-# cdc_clock every 100 ms (its clock_timestamp(), committed at once); with a migration, a
-# session on the destination looks for new rows every 10 ms and notes destination
-# clock_timestamp() - the row's time when one appears, and with the job another reads
-# dms_job_progress's lag_bytes and lag every 100 ms.
+# CDC_SECONDS at a time: first with no migration, then CDC_ROUNDS rounds, each of runs
+# with a migration of cdc in CDC and one more with no migration.  The migrations: a
+# continuous job of cdc, and a plain publication of its tables with a subscription
+# (PostgreSQL's own logical replication, on which the job's CDC is built), each with
+# the source's WAL sender in each of the placements below; their order turns from round
+# to round.  Each run with a migration is compared with the runs without on either side
+# of its round, against drift on a shared machine.  Beside every run a session writes a
+# row of cdc_clock every 100 ms (its clock_timestamp(), committed at once); with a
+# migration, a session on the destination looks for new rows every 10 ms and notes
+# destination clock_timestamp() - the row's time when one appears, and with the job
+# another reads dms_job_progress's lag_bytes and lag every 100 ms.
 #
 # The readers commit at every look: a transaction held open for the run would hold back
 # the destination's xmin, and with it the pruning of the rows the apply worker updates,
@@ -584,18 +585,16 @@ percentiles() {
 # did: the apply worker used a whole processor and lagged by a minute).  Autovacuum is on
 # in both clusters here, as on any server that takes pgbench's updates for long.
 #
-# Where the processes run (CDC_PIN).  2, the default on 2 processors or more: the
-# source cluster and its clients (pgbench, the clock's writer) on processor 0, the
-# destination cluster and the source's WAL senders on processor 1: a source whose own
-# sessions keep one processor busy, with a processor to spare for its WAL sender, and a
-# destination apart, as on two servers.  1: the same, but the WAL senders on processor 0
-# with the source's sessions: a source with no processor to spare, where every
-# millisecond its WAL sender spends decoding is taken from its sessions (for the job and
-# for a plain subscription alike: a WAL sender decodes every transaction and sends each
-# of its changes as a message).  0: everything shares every processor, the destination's
-# apply competing with the source.
+# Where the processes run (CDC_PIN).  1, the default on 2 processors or more: the source
+# cluster and its clients (pgbench, the clock's writer) on processor 0, which the load
+# keeps busy, and the destination cluster on processor 1; each migration then runs
+# twice, its WAL sender moved to processor 1 ("spare": a source with a processor to
+# spare for its WAL sender; it shares it with the destination here) and left on
+# processor 0 ("busy": a source with none, where every millisecond its WAL sender
+# spends decoding is taken from its sessions).  0: everything shares every processor
+# ("shared"), the destination's apply competing with the source.
 CDC_ROUNDS=${CDC_ROUNDS:-3}
-CDC_PIN=${CDC_PIN:-$(( $(nproc) >= 2 ? 2 : 0 ))}
+CDC_PIN=${CDC_PIN:-$(( $(nproc) >= 2 ? 1 : 0 ))}
 SOURCE_CPU=all
 DESTINATION_CPU=all
 
@@ -660,35 +659,57 @@ proc_ticks() {
     done
     echo "$total"
 }
-# The source's processes that serve the migration: its WAL senders and the engine's sessions.
-migration_pids() {
-    src_psql -d postgres -At -c "SELECT pid FROM pg_stat_activity
-                                  WHERE backend_type = 'walsender' OR application_name = 'dms_lifecycle'"
+# source_pids KIND: the source's processes that serve a migration, KIND walsender (its
+# WAL senders) or engine (the engine's sessions, application_name dms_lifecycle).
+source_pids() {
+    local cond="backend_type = 'walsender'"
+    [ "$1" = engine ] && cond="application_name = 'dms_lifecycle' AND backend_type <> 'walsender'"
+    src_psql -d postgres -At -c "SELECT pid FROM pg_stat_activity WHERE $cond ORDER BY pid" | tr '\n' ' '
 }
-# load NAME [PID...]: pgbench -c 4 for CDC_SECONDS on the source's cdc, the clock writer
-# beside it; prints pgbench's transactions per second.  Notes in $RUN/cdc-cpu-NAME the
-# source's processor time meanwhile (ticks: the sessions of the load, counted when they
-# have exited, and the processes PID..., which live on) and the transactions.
+# settled: waits until the source has no client session but the engine's (the last
+# VACUUM's has exited and been collected: its processor time is not the next run's).
+settled() {
+    src_psql -d postgres -c "DO \$\$ DECLARE deadline timestamptz := clock_timestamp() + interval '1 min'; BEGIN
+        WHILE EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                                                     AND application_name <> 'dms_lifecycle') LOOP
+            IF clock_timestamp() > deadline THEN RAISE 'the source has sessions left'; END IF;
+            PERFORM pg_sleep(0.05);
+        END LOOP; END \$\$"
+    sleep 0.3
+}
+# load NAME [WALSENDERS ENGINE]: pgbench -c 4 for CDC_SECONDS on the source's cdc, the
+# clock writer beside it; prints pgbench's transactions per second.  Notes in
+# $RUN/cdc-cpu-NAME the source's processor time meanwhile (ticks: the sessions of the
+# load, counted when they have exited; the WAL senders WALSENDERS and the engine's
+# sessions ENGINE, pids which live on, each) and the transactions.  A WAL sender that
+# is gone by the end (its apply worker restarted) voids the run.
 load() {
-    local name=$1 c0 c1 m0 m1
-    shift
+    local name=$1 walsenders=${2:-} engine=${3:-} c0 c1 w0 w1 e0 e1 pid
+    settled
     c0=$(cluster_ticks source)
-    m0=$(proc_ticks "$@")
+    w0=$(proc_ticks $walsenders)
+    e0=$(proc_ticks $engine)
     clock_writer &
     local writer=$!
     on "$SOURCE_CPU" "$BIN/pgbench" -n -c 4 -T "$CDC_SECONDS" -p "$SRC_PORT" cdc >"$RUN/pgbench-$name.log" 2>&1 ||
         { cat "$RUN/pgbench-$name.log" >&2; exit 1; }
     wait "$writer"
-    m1=$(proc_ticks "$@")
+    w1=$(proc_ticks $walsenders)
+    e1=$(proc_ticks $engine)
+    for pid in $walsenders; do
+        [ -e "/proc/$pid" ] || { log "$name: the WAL sender $pid ended during the run"; exit 1; }
+    done
     sleep 0.5                    # the load's sessions exited and collected
     c1=$(cluster_ticks source)
-    echo "$((c1 - c0)) $((m1 - m0)) $(awk '/^number of transactions actually processed:/ { print $6 }' "$RUN/pgbench-$name.log")" \
+    echo "$((c1 - c0)) $((w1 - w0)) $((e1 - e0)) $(awk '/^number of transactions actually processed:/ { print $6 }' "$RUN/pgbench-$name.log")" \
         >"$RUN/cdc-cpu-$name"
     awk '/^tps = / { printf "%.1f", $3 }' "$RUN/pgbench-$name.log"
 }
-# per_tx NAME: the source's processor milliseconds per transaction in run NAME, all and
-# the migration's processes'
-per_tx() { awk -v tick="$TICK" '{ printf "%.4f %.4f", ($1 + $2) * 1000 / tick / $3, $2 * 1000 / tick / $3 }' "$RUN/cdc-cpu-$1"; }
+# per_tx NAME: the source's processor milliseconds per transaction in run NAME: all, its
+# WAL senders', the engine's sessions'
+per_tx() {
+    awk -v tick="$TICK" '{ f = 1000 / tick / $4; printf "%.4f %.4f %.4f", ($1 + $2 + $3) * f, $2 * f, $3 * f }' "$RUN/cdc-cpu-$1"
+}
 # quiet_source: the source vacuumed and checkpointed before a run, as for the first
 quiet_source() { src_psql -d cdc -c "VACUUM ANALYZE" -c CHECKPOINT; }
 
@@ -721,11 +742,13 @@ drop_plain_subscription() {
     [ "$slots" = 0 ] || { log "the subscription left $slots replication slots on the source"; exit 1; }
     dst_psql -d postgres -c "DROP DATABASE cdc WITH (FORCE)"
 }
-# wait_streaming: waits until every replication slot of the source is in use by a WAL
-# sender, its subscription's apply worker connected: an apply worker may start up to
-# wal_retrieve_retry_interval after its subscription (PostgreSQL's launcher starts apply
-# workers at most once an interval, and the one it started last was for the
-# subscription dropped before).
+# wait_streaming [JOB]: waits until every replication slot of the source is in use by a
+# WAL sender, its subscription's apply worker connected, and has confirmed the source's
+# WAL position of then; and the job's dms_job_progress says a lag of 0.  An apply worker
+# may start up to wal_retrieve_retry_interval after its subscription (PostgreSQL's
+# launcher starts apply workers at most once an interval, and the one it started last
+# was for the subscription dropped before): the run measures the lag under load, not
+# that start.
 wait_streaming() {
     src_psql -d postgres -c "DO \$\$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 min'; BEGIN
         LOOP
@@ -733,36 +756,55 @@ wait_streaming() {
                   AND NOT EXISTS (SELECT FROM pg_replication_slots WHERE active_pid IS NULL);
             IF clock_timestamp() > deadline THEN RAISE 'the source has a slot no WAL sender uses'; END IF;
             PERFORM pg_sleep(0.05);
+        END LOOP; END \$\$" \
+        -c "DO \$\$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 min'; target pg_lsn := pg_current_wal_lsn(); BEGIN
+        WHILE EXISTS (SELECT FROM pg_replication_slots WHERE confirmed_flush_lsn < target) LOOP
+            IF clock_timestamp() > deadline THEN RAISE 'a slot of the source does not catch up'; END IF;
+            PERFORM pg_sleep(0.05);
+        END LOOP; END \$\$"
+    [ -z "${1:-}" ] || dst_psql -d postgres -c "DO \$\$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 min'; BEGIN
+        WHILE EXISTS (SELECT FROM dms_job_progress WHERE job_id = $1 AND lag IS DISTINCT FROM interval '0') LOOP
+            IF clock_timestamp() > deadline THEN RAISE 'job $1 does not report a lag of 0'; END IF;
+            PERFORM pg_sleep(0.05);
         END LOOP; END \$\$"
 }
 migration_label() { case $1 in job) echo "the job" ;; subscription) echo "a plain subscription" ;; esac; }
+place_label() {
+    case $1 in
+        spare) echo "its WAL sender on the spare processor" ;;
+        busy) echo "its WAL sender on the source's busy processor" ;;
+        shared) echo "every processor shared" ;;
+    esac
+}
 
-# cdc_run KIND ROUND: the load with a migration of cdc in CDC, KIND job or subscription,
+# cdc_run KIND PLACE ROUND: the load with a migration of cdc in CDC, KIND job or
+# subscription, its WAL senders placed PLACE (spare: on the destination's processor),
 # its lag read meanwhile; then the job promoted, or the subscription dropped.  Sets
 # CDC_TPS.
 cdc_run() {
-    local kind=$1 round=$2 job="" readers=()
+    local kind=$1 place=$2 round=$3 name="$1-$2-$3" job="" readers=() walsenders engine="" pid
     if [ "$kind" = job ]; then
-        job=$(continuous_job "bench_cdc_$round" cdc)
+        job=$(continuous_job "bench_cdc_${place}_$round" cdc)
     else
         plain_subscription
     fi
-    wait_streaming
-    if [ -n "$job" ]; then
-        progress_reader "$job" >"$RUN/cdc-progress-$round" &
-        readers+=($!)
+    wait_streaming "$job"
+    walsenders=$(source_pids walsender)
+    [ "$kind" = job ] && engine=$(source_pids engine)
+    if [ -z "$walsenders" ] || { [ "$kind" = job ] && [ -z "$engine" ]; }; then
+        log "$name: no WAL sender${job:+ or engine session} on the source"
+        exit 1
     fi
-    log "  round $round: $(migration_label "$kind") in CDC${job:+ (job $job)}; the same load"
-    clock_reader >"$RUN/cdc-clock-$kind-$round" &
+    if [ "$place" = spare ]; then
+        for pid in $walsenders; do taskset -p -c "$DESTINATION_CPU" "$pid" >/dev/null; done
+    fi
+    log "  round $round: $(migration_label "$kind") in CDC${job:+ (job $job)}, $(place_label "$place"); the same load"
+    [ -n "$job" ] && { progress_reader "$job" >"$RUN/cdc-progress-$name" & readers+=($!); }
+    clock_reader >"$RUN/cdc-clock-$name" &
     readers+=($!)
-    if [ "$CDC_PIN" = 2 ]; then       # the source's WAL senders on the destination's processor
-        for pid in $(src_psql -d postgres -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender'"); do
-            taskset -p -c "$DESTINATION_CPU" "$pid" >/dev/null
-        done
-    fi
-    CDC_TPS=$(load "$kind-$round" $(migration_pids))
+    CDC_TPS=$(load "$name" "$walsenders" "$engine")
     wait "${readers[@]}"
-    if [ "$kind" = job ]; then
+    if [ -n "$job" ]; then
         dst_psql -d postgres -At -c "SELECT dms_promote($job)" >/dev/null
         wait_job "$job" completed
         after_promotion "$job" cdc
@@ -772,16 +814,17 @@ cdc_run() {
 }
 
 workload_cdc() {
-    local round kind kinds before after ratio cost clock b w a port
-    log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s; $CDC_ROUNDS rounds of a job in CDC, a plain subscription, no migration"
+    local round run runs=() places=(shared) n i kind place before after ratio cost clock b w a port
+    log "CDC: the source's cdc, pgbench scale $SCALE and cdc_clock; pgbench -c 4 for $CDC_SECONDS s; $CDC_ROUNDS rounds"
     if [ "$CDC_PIN" != 0 ]; then
         SOURCE_CPU=0
         DESTINATION_CPU=1
         pin source "$SOURCE_CPU"
         pin destination "$DESTINATION_CPU"
-        log "  the source cluster and its clients on processor $SOURCE_CPU, the destination cluster on processor $DESTINATION_CPU$(
-            [ "$CDC_PIN" = 2 ] && echo ", the source's WAL senders on processor $DESTINATION_CPU")"
+        places=(spare busy)
+        log "  the source cluster and its clients on processor $SOURCE_CPU, the destination cluster on processor $DESTINATION_CPU"
     fi
+    for place in "${places[@]}"; do runs+=("job:$place" "subscription:$place"); done
     for port in "$SRC_PORT" "$DST_PORT"; do
         "$BIN/psql" -X -q -p "$port" -d postgres -c "ALTER SYSTEM SET autovacuum = on" -c "SELECT pg_reload_conf()" >/dev/null
     done
@@ -789,36 +832,34 @@ workload_cdc() {
     on "$SOURCE_CPU" "$BIN/pgbench" -i -q -s "$SCALE" -p "$SRC_PORT" cdc >"$RUN/pgbench-init-cdc.log" 2>&1 ||
         { cat "$RUN/pgbench-init-cdc.log"; exit 1; }
     src_psql -d cdc -c "CREATE TABLE cdc_clock (id bigserial PRIMARY KEY, at timestamptz NOT NULL, final boolean NOT NULL DEFAULT false)"
-    : >"$RUN/cdc-progress"
     : >"$RUN/cdc-rounds"
-    : >"$RUN/cdc-clock-job"
-    : >"$RUN/cdc-clock-subscription"
     quiet_source
     before=$(load without-1)
     log "  without a migration: $before tps"
+    n=${#runs[@]}
     for round in $(seq "$CDC_ROUNDS"); do
-        kinds=(job subscription)
-        (( round % 2 )) || kinds=(subscription job)
-        for kind in "${kinds[@]}"; do
+        for i in $(seq 0 $((n - 1))); do
+            run=${runs[$(((i + round - 1) % n))]}
             quiet_source
-            cdc_run "$kind" "$round"
-            printf '%s\n' "$CDC_TPS" >"$RUN/cdc-tps-$kind-$round"
+            cdc_run "${run%:*}" "${run#*:}" "$round"
+            printf '%s\n' "$CDC_TPS" >"$RUN/cdc-tps-${run%:*}-${run#*:}-$round"
         done
         quiet_source
         after=$(load "without-$((round + 1))")
         read -r -a b <<<"$(per_tx "without-$round")"
         read -r -a a <<<"$(per_tx "without-$((round + 1))")"
-        for kind in job subscription; do
-            read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock-$kind-$round")"
-            read -r -a w <<<"$(per_tx "$kind-$round")"
-            ratio=$(calc "$(cat "$RUN/cdc-tps-$kind-$round") / (($before + $after) / 2)")
+        for run in "${runs[@]}"; do
+            kind=${run%:*}
+            place=${run#*:}
+            read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock-$kind-$place-$round")"
+            read -r -a w <<<"$(per_tx "$kind-$place-$round")"
+            ratio=$(calc "$(cat "$RUN/cdc-tps-$kind-$place-$round") / (($before + $after) / 2)")
             cost=$(calc "(${w[0]} - (${b[0]} + ${a[0]}) / 2) / ((${b[0]} + ${a[0]}) / 2)")
-            log "  round $round, $(migration_label "$kind"): $(cat "$RUN/cdc-tps-$kind-$round") tps against $before and $after without; ratio $ratio; lag measured median ${clock[1]} s, p99 ${clock[2]} s; source ms per transaction ${b[0]}, ${w[0]} (WAL sender and engine ${w[1]}), ${a[0]}"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$kind" "$before" "$(cat "$RUN/cdc-tps-$kind-$round")" \
-                "$after" "$ratio" "${clock[2]}" "${b[0]}" "${w[0]}" "${w[1]}" "${a[0]}" "$cost" >>"$RUN/cdc-rounds"
-            cat "$RUN/cdc-clock-$kind-$round" >>"$RUN/cdc-clock-$kind"
+            log "  round $round, $(migration_label "$kind"), $(place_label "$place"): $(cat "$RUN/cdc-tps-$kind-$place-$round") tps against $before and $after without; ratio $ratio; lag measured median ${clock[1]} s, p99 ${clock[2]} s; source ms per transaction ${b[0]}, ${w[0]} (WAL sender ${w[1]}, engine ${w[2]}), ${a[0]}"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$kind" "$place" "$before" \
+                "$(cat "$RUN/cdc-tps-$kind-$place-$round")" "$after" "$ratio" "${clock[2]}" "${b[0]}" "${w[0]}" "${w[1]}" "${w[2]}" \
+                "${a[0]}" "$cost" >>"$RUN/cdc-rounds"
         done
-        cat "$RUN/cdc-progress-$round" >>"$RUN/cdc-progress"
         before=$after
     done
     src_psql -d postgres -c "DROP DATABASE cdc WITH (FORCE)"
@@ -831,46 +872,48 @@ workload_cdc() {
         SOURCE_CPU=all
         DESTINATION_CPU=all
     fi
-    cdc_report
+    cdc_report "${places[@]}"
 }
 
-# cdc_report: the lag of every round together, then round by round the source's tps and
-# processor time per transaction with each migration and without.
+# cdc_report PLACE...: the lag of every round together, then round by round the source's
+# tps and processor time per transaction with each migration and without, and medians.
 cdc_report() {
-    local clock sub bytes secs kind
-    read -r -a clock <<<"$(percentiles <"$RUN/cdc-clock-job")"
-    read -r -a sub <<<"$(percentiles <"$RUN/cdc-clock-subscription")"
-    read -r -a bytes <<<"$(awk '$1 >= 0 { print $1 }' "$RUN/cdc-progress" | percentiles)"
-    read -r -a secs <<<"$(awk '$2 != "-" { print $2 }' "$RUN/cdc-progress" | percentiles)"
+    local place kind lag bytes secs
     printf '\nCDC: pgbench -c 4 on the source (scale %s), %s s a run, %s rounds; %s\n\n' "$SCALE" "$CDC_SECONDS" "$CDC_ROUNDS" \
-        "$(case $CDC_PIN in
-               1) echo "the source and its clients on processor 0 with its WAL senders, the destination on 1" ;;
-               2) echo "the source and its clients on processor 0, the destination and the source's WAL senders on 1" ;;
-               *) echo "both clusters share every processor" ;;
-           esac)"
-    printf '  %-70s %8s %10s %10s %10s\n' "lag, every round together" "samples" "median" "p99" "max"
-    printf '  %-70s %8s %10s %10s %10s\n' "the job, measured: a row every 100 ms, destination now() - its time, s" "${clock[@]}"
-    printf '  %-70s %8s %10s %10s %10s\n' "the job, dms_job_progress.lag, read every 100 ms, s" "${secs[@]}"
-    printf '  %-70s %8s %10.0f %10.0f %10.0f\n' "the job, dms_job_progress.lag_bytes, read every 100 ms, bytes" "${bytes[@]}"
-    printf '  %-70s %8s %10s %10s %10s\n' "a plain subscription, measured the same way, s" "${sub[@]}"
-    printf '\n  the source, pgbench -c 4, by round: tps without before, with the migration in CDC, without after, with /\n'
-    printf '  mean without; p99 lag measured; the source'"'"'s processor ms per transaction: without before, with the\n'
-    printf '  migration (of which its WAL sender and the engine'"'"'s sessions), without after, and the migration'"'"'s cost:\n'
-    printf '  (with - mean without) / mean without\n'
-    printf '  %-5s %-13s %8s %8s %8s %7s %7s   %7s %7s %7s %7s %7s\n' round migration before with after ratio "p99 s" before with "of it" after cost
-    while IFS=$'\t' read -r round kind before during after ratio p99 cb cw cm ca cost; do
-        printf '  %-5s %-13s %8s %8s %8s %7s %7s   %7s %7s %7s %7s %7s\n' "$round" "$kind" "$before" "$during" "$after" \
-            "$ratio" "$p99" "$cb" "$cw" "$cm" "$ca" "$cost"
-    done <"$RUN/cdc-rounds"
-    for kind in job subscription; do
-        printf '  %-22s median %s x the tps without; median cost in processor time per transaction %s\n' \
-            "$(migration_label "$kind"):" \
-            "$(awk -F'\t' -v k="$kind" '$2 == k { print $6 }' "$RUN/cdc-rounds" | median)" \
-            "$(awk -F'\t' -v k="$kind" '$2 == k { print $12 }' "$RUN/cdc-rounds" | median)"
+        "$(if [ "$CDC_PIN" != 0 ]; then echo "the source and its clients on processor 0, the destination on 1"
+           else echo "both clusters share every processor"; fi)"
+    printf '  %-84s %8s %10s %10s %10s\n' "lag, every round together, s" "samples" "median" "p99" "max"
+    for place in "$@"; do
+        for kind in job subscription; do
+            read -r -a lag <<<"$(cat "$RUN"/cdc-clock-"$kind-$place"-* | percentiles)"
+            printf '  %-84s %8s %10s %10s %10s\n' "$(migration_label "$kind"), $(place_label "$place"): measured" "${lag[@]}"
+        done
+        read -r -a secs <<<"$(cat "$RUN"/cdc-progress-job-"$place"-* | awk '$2 != "-" { print $2 }' | percentiles)"
+        read -r -a bytes <<<"$(cat "$RUN"/cdc-progress-job-"$place"-* | awk '$1 >= 0 { print $1 }' | percentiles)"
+        printf '  %-84s %8s %10s %10s %10s\n' "the job, $(place_label "$place"): dms_job_progress.lag" "${secs[@]}"
+        printf '  %-84s %8s %10.0f %10.0f %10.0f\n' "the job, $(place_label "$place"): dms_job_progress.lag_bytes, bytes" "${bytes[@]}"
     done
-    printf '  the job'"'"'s tps / the subscription'"'"'s in the same round: median %s\n' \
-        "$(awk -F'\t' '{ t[$1, $2] = $4; r[$1] = 1 } END { for (i in r) printf "%.3f\n", t[i, "job"] / t[i, "subscription"] }' \
-           "$RUN/cdc-rounds" | median)"
+    printf '\n  the source, pgbench -c 4, by round: tps without before, with the migration in CDC, without after, with /\n'
+    printf '  mean without; p99 lag measured, s; the source'"'"'s processor ms per transaction: without before, with the\n'
+    printf '  migration (of which its WAL sender, and the engine'"'"'s sessions), without after; and the migration'"'"'s\n'
+    printf '  cost in processor time per transaction: (with - mean without) / mean without\n'
+    printf '  %-5s %-13s %-7s %8s %8s %8s %7s %7s   %7s %7s %7s %7s %7s %7s\n' round migration sender before with after ratio p99 \
+        before with "sender" engine after cost
+    while IFS=$'\t' read -r round kind place before during after ratio p99 cb cw cs ce ca cost; do
+        printf '  %-5s %-13s %-7s %8s %8s %8s %7s %7s   %7s %7s %7s %7s %7s %7s\n' "$round" "$kind" "$place" "$before" "$during" \
+            "$after" "$ratio" "$p99" "$cb" "$cw" "$cs" "$ce" "$ca" "$cost"
+    done <"$RUN/cdc-rounds"
+    printf '\n'
+    for place in "$@"; do
+        for kind in job subscription; do
+            printf '  %-70s median %s x the tps without; median cost %s\n' "$(migration_label "$kind"), $(place_label "$place"):" \
+                "$(awk -F'\t' -v k="$kind" -v p="$place" '$2 == k && $3 == p { print $7 }' "$RUN/cdc-rounds" | median)" \
+                "$(awk -F'\t' -v k="$kind" -v p="$place" '$2 == k && $3 == p { print $14 }' "$RUN/cdc-rounds" | median)"
+        done
+        printf '  %-70s median %s\n' "the job's tps / the subscription's, $(place_label "$place"), same round:" \
+            "$(awk -F'\t' -v p="$place" '$3 == p { t[$1, $2] = $5; r[$1] = 1 }
+                  END { for (i in r) printf "%.3f\n", t[i, "job"] / t[i, "subscription"] }' "$RUN/cdc-rounds" | median)"
+    done
 }
 
 # ---------------------------------------------------------------- the cutover
