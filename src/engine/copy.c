@@ -117,7 +117,8 @@ source_table_columns(const char *names)
  * The tables the engine copies and publishes: ordinary, permanent tables
  * (partitions included: their rows live there), not the system's, not an
  * extension's; largest first.  Generated columns are not copied: the
- * destination computes them.
+ * destination computes them.  Columns: qualified, bytes, has_identity,
+ * columns, nspname, relname, oid.
  */
 char *
 source_tables_sql(int server_version)
@@ -128,7 +129,7 @@ source_tables_sql(int server_version)
 					"(SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) AS has_identity, "
 					"(SELECT string_agg(replace(replace(a.attname, '\\', '\\\\'), ',', '\\,'), ',' ORDER BY a.attnum) "
 					"FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
-					"AND NOT a.attisdropped%s) AS columns, n.nspname, c.relname "
+					"AND NOT a.attisdropped%s) AS columns, n.nspname, c.relname, c.oid AS oid "
 					"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 					"WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
 					"AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_' "
