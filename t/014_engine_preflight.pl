@@ -90,6 +90,16 @@ CREATE TABLE entries (id int PRIMARY KEY, amount numeric NOT NULL);
 INSERT INTO entries SELECT i, i * 10 FROM generate_series(1, 10) i;
 ALTER TABLE entries ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY recent ON entries USING (id > 5);
+-- forced on tables the copy does not read: a partitioned table (the copy
+-- reads its partitions, which have no policy) and an unlogged one
+CREATE TABLE parted (id int, amount numeric) PARTITION BY RANGE (id);
+CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100);
+INSERT INTO parted SELECT i, i FROM generate_series(1, 10) i;
+ALTER TABLE parted ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY recent ON parted USING (id > 5);
+CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);
+ALTER TABLE scratch ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY recent ON scratch USING (id > 5);
 });
 $source->safe_psql('taken',
 	'CREATE TABLE stock (id int PRIMARY KEY, qty int); INSERT INTO stock VALUES (1, 10), (2, 20)');
@@ -322,12 +332,17 @@ expect_refused(
 	fix => [ qr/\bhalfreader\b/, qr/\bsecrets\b/ ]);
 
 # (a copy as ledgerowner would have had 5 of the 10 rows of entries)
-expect_refused(
+my (undef, $rls_message) = expect_refused(
 	what => 'row-level security hiding rows from the role',
 	server => 'src_ledger',
 	database => 'ledger',
 	node => $source,
-	fix => [ qr/\bledgerowner\b/, qr/\bentries\b/, qr/row-level security/, qr/\bBYPASSRLS\b/ ]);
+	fix => [
+		qr/\bledgerowner\b/, qr/\bentries\b/, qr/row-level security/, qr/\bBYPASSRLS\b/,
+		qr/\bNO FORCE ROW LEVEL SECURITY\b/
+	]);
+like($rls_message, qr/\btables public\.entries;/,
+	'row-level security: only the tables the copy reads are named (not the partitioned parted, not the unlogged scratch)');
 
 # The destination already has a database of that name, with a table.
 $dest->safe_psql('postgres', 'CREATE DATABASE taken');

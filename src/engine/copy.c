@@ -117,7 +117,8 @@ source_table_columns(const char *names)
  * The tables the engine copies and publishes: ordinary, permanent tables
  * (partitions included: their rows live there), not the system's, not an
  * extension's; largest first.  Generated columns are not copied: the
- * destination computes them.
+ * destination computes them.  Columns: qualified, bytes, has_identity,
+ * columns, nspname, relname, oid.
  */
 char *
 source_tables_sql(int server_version)
@@ -128,7 +129,7 @@ source_tables_sql(int server_version)
 					"(SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) AS has_identity, "
 					"(SELECT string_agg(replace(replace(a.attname, '\\', '\\\\'), ',', '\\,'), ',' ORDER BY a.attnum) "
 					"FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
-					"AND NOT a.attisdropped%s) AS columns, n.nspname, c.relname "
+					"AND NOT a.attisdropped%s) AS columns, n.nspname, c.relname, c.oid AS oid "
 					"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 					"WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
 					"AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_' "
@@ -326,6 +327,46 @@ piece_cmp(const ListCell *a, const ListCell *b)
 	return pa->order - pb->order;
 }
 
+/*
+ * A range's query: its columns, from ONLY the table, the rows of blocks
+ * first_block to end_block (-1: to the table's end).
+ */
+static char *
+range_query(SourceTable *t, int64 first_block, int64 end_block)
+{
+	if (end_block < 0)
+		return psprintf("SELECT %s FROM ONLY %s WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid",
+						t->columns, t->qualified, first_block);
+	return psprintf("SELECT %s FROM ONLY %s WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid "
+					"AND ctid < '(" INT64_FORMAT ",0)'::pg_catalog.tid",
+					t->columns, t->qualified, first_block, end_block);
+}
+
+/* Did the command fail because a lock was not available (55P03: NOWAIT, lock_timeout)? */
+static bool
+lock_not_available(PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return state != NULL && strcmp(state, "55P03") == 0;
+}
+
+/*
+ * What a copy stream says of an error of its source on table t.  A lock
+ * the stream waited for longer than dms_lifecycle.copy_lock_timeout
+ * (55P03) was held by someone else's DDL, which may itself wait for a lock
+ * the copy holds: the copy fails rather than waiting for ever, and can be
+ * started again once that DDL is done.
+ */
+static char *
+stream_source_error(PGconn *conn, PGresult *res, SourceTable *t)
+{
+	if (lock_not_available(res))
+		return psprintf("table %s: a concurrent DDL on the source held a lock the copy needed for longer than dms_lifecycle.copy_lock_timeout (%s); restart the job once it is done",
+						t->qualified, remote_error(conn, res));
+	return psprintf("table %s: %s", t->qualified, remote_error(conn, res));
+}
+
 /* Ends lock_for_ranges' savepoint in every stream, keeping its locks or not. */
 static bool
 release_ranges_lock(CopyStream *streams, int n, bool keep, char **error)
@@ -340,29 +381,57 @@ release_ranges_lock(CopyStream *streams, int n, bool keep, char **error)
 }
 
 /*
- * Takes, in every stream's transaction, the lock on t that its COPY would
- * take, for the table to be copied in ranges: *locked says whether every
- * stream has it.  A stream keeps the lock of a table it has read until the
- * copy ends (the table cannot be rewritten, its rows moved, between two of
- * its ranges).  Were a stream to ask for its first lock on a table another
- * stream holds, behind someone's ACCESS EXCLUSIVE request on it (a VACUUM
- * FULL, an ALTER TABLE), it would wait for that request, which waits for
- * the other stream's transaction, which ends with the copy: for ever.  So
- * every stream takes the lock now, before any range is read, without
- * waiting; if one cannot, the locks taken here go again (the savepoint's)
- * and the table is copied whole, by one stream, as any other.
+ * Takes, in every stream's transaction, the locks on t that its range
+ * queries would take, for the table to be copied in ranges: *locked says
+ * whether every stream has them.  A stream keeps the locks of a table it
+ * has read until the copy ends (the table cannot be rewritten, its rows
+ * moved, between two of its ranges).  Were a stream to ask for its first
+ * lock on the table, or on one of its indexes, that another stream holds,
+ * behind someone's ACCESS EXCLUSIVE request on it (a VACUUM FULL, an
+ * ALTER TABLE on the table; a REINDEX on its indexes), it would wait for
+ * that request, which waits for the other stream's transaction, which
+ * ends with the copy: for ever.  So every stream takes them now, before
+ * any range is read, without waiting: the table's with LOCK TABLE NOWAIT,
+ * its indexes' (which the planner takes, and LOCK TABLE does not) by
+ * planning a range's query (EXPLAIN) under a lock_timeout of 100 ms,
+ * lock_timeout then set back to the stream's (stream_lock_timeout).  If a
+ * stream cannot (55P03), the locks taken here go again (the savepoint's,
+ * and its lock_timeout with them) and the table is copied whole, by one
+ * stream, as any other.  Any other error fails the copy.
  */
 static bool
-lock_for_ranges(CopyStream *streams, int n, SourceTable *t, bool *locked, char **error)
+lock_for_ranges(CopyStream *streams, int n, SourceTable *t, const char *stream_lock_timeout,
+				bool *locked, char **error)
 {
-	char	   *lock = psprintf("LOCK TABLE ONLY %s IN ACCESS SHARE MODE NOWAIT", t->qualified);
+	const char *steps[] = {
+		psprintf("LOCK TABLE ONLY %s IN ACCESS SHARE MODE NOWAIT", t->qualified),
+		"SELECT pg_catalog.set_config('lock_timeout', '100ms', false)",
+		psprintf("EXPLAIN (COSTS OFF) %s", range_query(t, 0, -1)),
+		psprintf("SELECT pg_catalog.set_config('lock_timeout', %s, false)",
+				 quote_literal_cstr(stream_lock_timeout)),
+	};
 
 	*locked = true;
 	for (int i = 0; i < n; i++)
 		if (!remote_command(streams[i].src, "SAVEPOINT dms_ranges", error))
 			return false;
 	for (int i = 0; i < n && *locked; i++)
-		*locked = remote_command(streams[i].src, lock, NULL);
+		for (int j = 0; j < (int) lengthof(steps) && *locked; j++)
+		{
+			PGresult   *res = remote_exec(streams[i].src, steps[j]);
+
+			if (!remote_ok(res))
+			{
+				if (!lock_not_available(res))
+				{
+					*error = psprintf("table %s: %s", t->qualified, remote_error(streams[i].src, res));
+					PQclear(res);
+					return false;
+				}
+				*locked = false;
+			}
+			PQclear(res);
+		}
 	if (!*locked)
 		return release_ranges_lock(streams, n, false, error);
 	return true;
@@ -377,11 +446,12 @@ lock_for_ranges(CopyStream *streams, int n, SourceTable *t, bool *locked, char *
  * range would read the whole table, so tables are not split there).  The
  * last range has no end: rows in blocks past the size read here still
  * arrive, and each row is in exactly one range.  Every stream holds the
- * lock of a table copied in ranges from here on (lock_for_ranges).
+ * locks of a table copied in ranges, and of its indexes, from here on
+ * (lock_for_ranges); stream_lock_timeout is the streams' lock_timeout.
  */
 static bool
 plan_pieces(int64 job_id, EngineDatabase *db, CopyStream *streams, List *tables, int n,
-			List **out, char **error)
+			const char *stream_lock_timeout, List **out, char **error)
 {
 	List	   *pieces = NIL;
 	PGconn	   *src = streams[0].src;
@@ -400,11 +470,11 @@ plan_pieces(int64 job_id, EngineDatabase *db, CopyStream *streams, List *tables,
 
 		if (may_split && t->columns != NULL && t->bytes >= split_bytes)
 		{
-			if (!lock_for_ranges(streams, n, t, &locked, error))
+			if (!lock_for_ranges(streams, n, t, stream_lock_timeout, &locked, error))
 				return false;
 			if (!locked)
 				ereport(LOG,
-						(errmsg("dms_lifecycle: migration job " INT64_FORMAT ", database \"%s\": table %s is locked on the source, copied whole",
+						(errmsg("dms_lifecycle: migration job " INT64_FORMAT ", database \"%s\": table %s or one of its indexes is locked on the source, copied whole",
 								job_id, db->name, t->qualified)));
 		}
 		if (locked)
@@ -482,17 +552,12 @@ start_stream(CopyStream *s, CopyPiece *p, char **error)
 	s->flushing = false;
 	if (p->first_block < 0)
 		out = psprintf("COPY %s%s TO STDOUT", t->qualified, cols);
-	else if (p->end_block < 0)
-		out = psprintf("COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid) TO STDOUT",
-					   t->columns, t->qualified, p->first_block);
 	else
-		out = psprintf("COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid "
-					   "AND ctid < '(" INT64_FORMAT ",0)'::pg_catalog.tid) TO STDOUT",
-					   t->columns, t->qualified, p->first_block, p->end_block);
+		out = psprintf("COPY (%s) TO STDOUT", range_query(t, p->first_block, p->end_block));
 	res = remote_exec(s->src, out);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_OUT)
 	{
-		*error = psprintf("table %s: %s", t->qualified, remote_error(s->src, res));
+		*error = stream_source_error(s->src, res, t);
 		PQclear(res);
 		return false;
 	}
@@ -552,7 +617,7 @@ finish_piece(CopyStream *s, int64 *rows, char **error)
 	bool		ok = remote_ok(res);
 
 	if (!ok)
-		*error = psprintf("table %s: %s", table, remote_error(s->src, res));
+		*error = stream_source_error(s->src, res, s->piece->table);
 	PQclear(res);
 	while ((res = remote_wait_result(s->src)) != NULL)
 		PQclear(res);
@@ -710,6 +775,7 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 	int64		done_bytes = 0;
 	TimestampTz last_check = GetCurrentTimestamp();
 	StepResult	result = STEP_DONE;
+	char	   *lock_timeout = psprintf("%dms", engine_copy_lock_timeout_ms);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -729,7 +795,10 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 		 * extra_float_digits = 0, rounds them to 15).  Row-level security
 		 * off: a policy that would hide rows from the source's role (one
 		 * made after the preflight) fails the copy, as it fails pg_dump,
-		 * instead of copying some of the rows.
+		 * instead of copying some of the rows.  A lock waited for longer
+		 * than dms_lifecycle.copy_lock_timeout fails the copy
+		 * (stream_source_error): a DDL on the source that holds a lock the
+		 * stream needs may be waiting for one the copy holds until it ends.
 		 */
 		if (s->src == NULL ||
 			!remote_command(s->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error) ||
@@ -739,7 +808,9 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 											 "pg_catalog.set_config('extra_float_digits', '3', false), "
 											 "pg_catalog.set_config('row_security', 'off', false), "
 											 "pg_catalog.set_config('enable_tidscan', 'on', false), "
-											 "pg_catalog.set_config('max_parallel_workers_per_gather', '0', false)%s",
+											 "pg_catalog.set_config('max_parallel_workers_per_gather', '0', false), "
+											 "pg_catalog.set_config('lock_timeout', %s, false)%s",
+											 quote_literal_cstr(lock_timeout),
 											 PQserverVersion(s->src) >= 110000 ?
 											 ", pg_catalog.set_config('jit', 'off', false)" : ""),
 							error))
@@ -767,7 +838,7 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 			return STEP_FAILED;
 		}
 	}
-	if (!plan_pieces(job->id, db, streams, tables, n, &pieces, error))
+	if (!plan_pieces(job->id, db, streams, tables, n, lock_timeout, &pieces, error))
 	{
 		close_streams(streams, n);
 		return STEP_FAILED;

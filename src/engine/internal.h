@@ -31,6 +31,7 @@ extern int	engine_promote_timeout_s;
 extern bool engine_fence_source;
 extern int	engine_verify;
 extern int	engine_split_table_kb;
+extern int	engine_copy_lock_timeout_ms;
 
 typedef enum VerifyMode
 {

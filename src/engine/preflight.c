@@ -242,19 +242,30 @@ check_source_database(Endpoint *source, const char *name, int needed_slots, Oid 
 	}
 
 	{
-		/* row-level security that would show the role only some rows */
-		char	   *filtered = remote_value(conn,
-											"SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY 1) "
-											"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-											"WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity "
-											"AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_' "
-											"AND pg_catalog.row_security_active(c.oid)",
-											NULL);
+		/*
+		 * Row-level security that would show the role only some rows of a
+		 * table the copy reads (source_tables_sql): a role that is neither
+		 * a superuser nor BYPASSRLS reaches here only if it owns every
+		 * table, so it is FORCE ROW LEVEL SECURITY on the role's own tables.
+		 */
+		char	   *sql = psprintf("SELECT string_agg(qualified, ', ' ORDER BY qualified) FROM (%s) t "
+								   "WHERE pg_catalog.row_security_active(t.oid)",
+								   source_tables_sql(PQserverVersion(conn)));
+		char	   *rls_error = NULL;
+		char	   *filtered = remote_value(conn, sql, &rls_error);
 
+		if (rls_error != NULL)
+		{
+			result = source_says(source, name, "cannot check the tables' row-level security: %s", rls_error);
+			goto done;
+		}
 		if (filtered != NULL)
 		{
-			result = source_says(source, name, "row-level security shows role \"%s\" only some rows of table %s; grant it BYPASSRLS, or map a superuser",
-								 source->user, filtered);
+			result = source_says(source, name, "row-level security shows role \"%s\" only some rows of tables %s; "
+								 "grant the role BYPASSRLS (a superuser can: ALTER ROLE %s BYPASSRLS), "
+								 "or have the tables' owner turn FORCE ROW LEVEL SECURITY off (ALTER TABLE ... NO FORCE ROW LEVEL SECURITY), "
+								 "or map a superuser",
+								 source->user, filtered, quote_identifier(source->user));
 			goto done;
 		}
 	}

@@ -23,6 +23,7 @@ int			engine_promote_timeout_s = 600;
 bool		engine_fence_source = true;
 int			engine_verify = VERIFY_COUNT;
 int			engine_split_table_kb = 64 * 1024;
+int			engine_copy_lock_timeout_ms = 60 * 1000;
 
 static const struct config_enum_entry verify_options[] = {
 	{"off", VERIFY_OFF, false},
@@ -67,6 +68,12 @@ engine_define_settings(void)
 							"Only with a dump_parallelism above min and a source of PostgreSQL 14 or later.",
 							&engine_split_table_kb, 64 * 1024, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("dms_lifecycle.copy_lock_timeout",
+							"How long a copy stream waits for a lock on the source before the database's copy fails; 0 waits for ever.",
+							"A DDL on the source (ALTER TABLE, VACUUM FULL, REINDEX) that holds a lock a copy stream needs, "
+							"and waits for one the copy holds, would otherwise hold both for ever; the job can be restarted once it is done.",
+							&engine_copy_lock_timeout_ms, 60 * 1000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dms_lifecycle");
 }
 
