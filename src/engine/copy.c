@@ -828,10 +828,10 @@ copy_tables(EngineJob *job, Endpoint *source, EngineDatabase *db, List *tables,
 			(void) setsockopt(PQsocket(s->dst), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 		}
 		if (s->dst == NULL ||
-			!remote_command(s->dst, "SET synchronous_commit = off", error) ||
-			!remote_command(s->dst, "SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "
-							"pg_catalog.set_config('IntervalStyle', 'postgres', false)", error) ||
-			!remote_command(s->dst, "SET session_replication_role = replica", error))
+			!remote_command(s->dst, "SELECT pg_catalog.set_config('synchronous_commit', 'off', false), "
+							"pg_catalog.set_config('DateStyle', 'ISO', false), "
+							"pg_catalog.set_config('IntervalStyle', 'postgres', false), "
+							"pg_catalog.set_config('session_replication_role', 'replica', false)", error))
 		{
 			*error = psprintf("cannot open a copy stream on the destination: %s", *error);
 			close_streams(streams, n);

@@ -146,6 +146,19 @@ check_owners(Endpoint *source, PGconn *src, const char *name)
 	return NULL;
 }
 
+/*
+ * The tables the copy reads (source_tables_sql, as t) for which condition
+ * holds, as "a, b"; NULL for none, or on an error (set in *error).
+ */
+static char *
+copied_tables_where(PGconn *conn, const char *condition, char **error)
+{
+	return remote_value(conn,
+						psprintf("SELECT string_agg(qualified, ', ' ORDER BY qualified) FROM (%s) t WHERE %s",
+								 source_tables_sql(PQserverVersion(conn)), condition),
+						error);
+}
+
 /* The checks that need a connection to the source database. */
 static char *
 check_source_database(Endpoint *source, const char *name, int needed_slots, Oid *oid,
@@ -248,11 +261,8 @@ check_source_database(Endpoint *source, const char *name, int needed_slots, Oid 
 		 * a superuser nor BYPASSRLS reaches here only if it owns every
 		 * table, so it is FORCE ROW LEVEL SECURITY on the role's own tables.
 		 */
-		char	   *sql = psprintf("SELECT string_agg(qualified, ', ' ORDER BY qualified) FROM (%s) t "
-								   "WHERE pg_catalog.row_security_active(t.oid)",
-								   source_tables_sql(PQserverVersion(conn)));
 		char	   *rls_error = NULL;
-		char	   *filtered = remote_value(conn, sql, &rls_error);
+		char	   *filtered = copied_tables_where(conn, "pg_catalog.row_security_active(t.oid)", &rls_error);
 
 		if (rls_error != NULL)
 		{
@@ -274,9 +284,7 @@ check_source_database(Endpoint *source, const char *name, int needed_slots, Oid 
 		goto done;
 
 	{
-		char	   *sql = psprintf("SELECT string_agg(qualified, ', ' ORDER BY qualified) FROM (%s) t WHERE NOT has_identity",
-								   source_tables_sql(PQserverVersion(conn)));
-		char	   *no_identity = remote_value(conn, sql, NULL);
+		char	   *no_identity = copied_tables_where(conn, "NOT t.has_identity", NULL);
 
 		if (no_identity != NULL)
 			appendStringInfo(notes, "%sdatabase \"%s\": tables without a primary key or replica identity, whose UPDATEs and DELETEs are not streamed: %s",
